@@ -14,6 +14,8 @@ once). Everything trio_tcp itself decides is one of these::
      │    │    └── MalformedFrameError      a header or delimiter that cannot be parsed
      │    │         └── ProxyProtocolError  a bad, missing or untrusted PROXY header
      │    └── LocalProtocolError       we were asked to send what the framing cannot encode
+     ├── EndOfStream                   the peer ended the stream cleanly before a read's first byte
+     │                                 (also an EOFError; IncompleteFrameError is an EOFError too)
      ├── ConnectTimeoutError           open_connection gave up (also a TimeoutError)
      └── HandshakeTimeoutError         a TLS or PROXY handshake took too long (also a TimeoutError)
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConnectTimeoutError",
+    "EndOfStream",
     "FrameTooLargeError",
     "HandshakeTimeoutError",
     "IncompleteFrameError",
@@ -77,7 +80,7 @@ class LineTooLongError(FrameTooLargeError):
     """A line exceeds ``max_line_length`` before its delimiter arrived."""
 
 
-class IncompleteFrameError(RemoteProtocolError):
+class IncompleteFrameError(RemoteProtocolError, EOFError):
     """The stream ended in the middle of a frame, line or exact read.
 
     Attributes:
@@ -106,6 +109,14 @@ class MalformedFrameError(RemoteProtocolError):
 
 class ProxyProtocolError(MalformedFrameError):
     """A PROXY protocol header that is missing, malformed, or sent by an untrusted peer."""
+
+
+class EndOfStream(TrioTCPError, EOFError):
+    """The peer ended the stream cleanly before the first byte of a buffered read.
+
+    This is the normal end of a conversation, not a protocol error: the async iterators
+    (``async for line in conn.lines()``, ``conn.frames(...)``) simply stop on it.
+    """
 
 
 class ConnectTimeoutError(TrioTCPError, TimeoutError):

@@ -1,0 +1,495 @@
+"""`Connection`: one byte stream plus a receive buffer.
+
+The I/O layer is one thin pump (websockets' ``trio/connection.py``): it receives chunks,
+keeps them in a ``ReceiveBuffer`` and hands out exact reads, delimited reads, lines and
+frames. No protocol logic lives here: framers are sans-IO and parse straight out of this
+connection's buffer, so bytes never get trapped inside a framer.
+
+Checkpoint rules (see also the README):
+
+* Every async method is a *cancellation point*: if the surrounding scope is cancelled, the
+  call raises ``trio.Cancelled`` before doing anything.
+* A call that has to wait for the network always yields to the scheduler (it is a full Trio
+  checkpoint). A buffered read that is served entirely from bytes already received does not
+  yield; like ``asyncio.StreamReader`` it returns at once. The buffer is bounded by one
+  network read (``receive_size``), so such a run of reads ends after at most that many
+  bytes and the next read yields.
+* Partial data never lives in a local variable across an ``await``: a read cancelled half
+  way leaves every byte it had received in the buffer, readable by the next read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Final, TypeAlias, TypeVar
+
+import trio
+
+from ._exceptions import EndOfStream, IncompleteFrameError, LineTooLongError
+from .framing import DEFAULT_MAX_LINE_LENGTH, Framer, ReceiveBuffer
+
+__all__ = ["Address", "Connection"]
+
+FrameT = TypeVar("FrameT")
+
+#: A peer or local address: ``(host, port)`` for TCP, a path for a Unix socket, ``None``
+#: where the transport has no address (a memory stream).
+Address: TypeAlias = "tuple[str, int] | str | None"
+
+# trio's own SocketStream default (trio._highlevel_socket.DEFAULT_RECEIVE_SIZE).
+DEFAULT_RECEIVE_SIZE: Final = 65536
+
+_ids = itertools.count(1)
+
+
+def _format_address(raw: object) -> Address:
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return (str(raw[0]), int(raw[1]))
+    if isinstance(raw, bytes):  # abstract Unix socket names come back as bytes
+        return raw.decode("utf-8", "backslashreplace")
+    if isinstance(raw, str):
+        return raw
+    return None
+
+
+def _socket_address(stream: trio.abc.Stream, *, peer: bool) -> Address:
+    """Find the socket under ``stream`` (through SSLStream and friends) and ask it."""
+    inner: object = stream
+    for _ in range(8):  # wrappers nest a level or two; never loop forever on a cycle
+        if isinstance(inner, trio.SocketStream):
+            try:
+                raw = inner.socket.getpeername() if peer else inner.socket.getsockname()
+            except OSError:  # already closed, or the peer is gone
+                return None
+            return _format_address(raw)
+        inner = getattr(inner, "transport_stream", None)
+        if inner is None:
+            return None
+    return None
+
+
+def format_address(address: Address) -> str:
+    """``127.0.0.1:3099``, ``[::1]:3099``, ``unix:/path`` or ``memory``."""
+    if isinstance(address, tuple):
+        host, port = address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(address, str):
+        return f"unix:{address}" if address else "unix:(unnamed)"
+    return "memory"
+
+
+class Connection(trio.abc.HalfCloseableStream):
+    """One conversation with a peer: any ``trio.abc.Stream`` plus a receive buffer.
+
+    A ``Connection`` wraps a ``trio.SocketStream``, a ``trio.SSLStream``, a memory stream or
+    any other Trio stream, so one handler runs over real sockets and in tests. It *is* a Trio
+    stream (``receive_some``, ``send_all``, ``send_eof``, ``aclose``, ``async for chunk in
+    conn``), and adds buffered reads: :meth:`receive_exactly`, :meth:`receive_until`,
+    :meth:`receive_line`, :meth:`lines` and :meth:`frames`.
+
+    Stream states raise Trio's own exceptions: ``trio.ClosedResourceError`` after
+    :meth:`aclose`, ``trio.BrokenResourceError`` when the peer or network broke the stream,
+    ``trio.BusyResourceError`` when two tasks receive (or two tasks send) at once.
+
+    Attributes:
+      stream: the wrapped stream.
+      id: a small integer, unique in this process, for logs (``#3``).
+      opened_at: ``trio.current_time()`` when the connection was made.
+      bytes_received: bytes that arrived from the network (buffered or not).
+      bytes_sent: bytes handed to the network by completed ``send_all`` calls.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_cancel_scope",
+        "_closed",
+        "_closing",
+        "_idle_mark_bytes",
+        "_idle_mark_time",
+        "_local",
+        "_peer",
+        "_receive_size",
+        "_receiving",
+        "bytes_received",
+        "bytes_sent",
+        "id",
+        "opened_at",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        peer: Address = None,
+        local: Address = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        closing: trio.Event | None = None,
+    ) -> None:
+        """Wrap ``stream``.
+
+        Args:
+          stream: any Trio stream; the connection owns it from now on.
+          peer, local: addresses to report instead of asking the socket (the server passes
+            the original client's address from a PROXY protocol header here).
+          receive_size: how many bytes one network read asks for (and so how far the buffer
+            can run ahead of the reader); default 64 KiB, like Trio's SocketStream.
+          closing: the event that :attr:`closing` returns; servers pass one shared event.
+        """
+        if receive_size < 1:
+            raise ValueError("receive_size must be >= 1")
+        self.stream = stream
+        self.id = next(_ids)
+        self.opened_at = trio.current_time()
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self._buffer: ReceiveBuffer | None = None  # made on first buffered read
+        self._peer = peer
+        self._local = local
+        self._receive_size = receive_size
+        self._receiving = False
+        self._closed = False
+        self._closing = closing
+        self._cancel_scope: trio.CancelScope | None = None
+        self._idle_mark_bytes = 0
+        self._idle_mark_time = self.opened_at
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def peer(self) -> Address:
+        """The remote address: ``(host, port)``, a Unix path, or ``None`` (memory)."""
+        if self._peer is None:
+            self._peer = _socket_address(self.stream, peer=True)
+        return self._peer
+
+    @property
+    def local(self) -> Address:
+        """The local address: ``(host, port)``, a Unix path, or ``None`` (memory)."""
+        if self._local is None:
+            self._local = _socket_address(self.stream, peer=False)
+        return self._local
+
+    @property
+    def closing(self) -> trio.Event:
+        """Set when the server that accepted this connection begins a graceful shutdown.
+
+        A handler that would otherwise wait for input forever can watch it and finish early;
+        handlers that ignore it are cancelled when the grace period ends.
+        """
+        if self._closing is None:
+            self._closing = trio.Event()
+        return self._closing
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are waiting in the buffer, not yet read."""
+        return len(self._buffer) if self._buffer is not None else 0
+
+    def __repr__(self) -> str:
+        return f"<Connection #{self.id} {format_address(self.peer)}>"
+
+    # ------------------------------------------------------------------ raw stream API
+
+    def _check_receive(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this connection was already closed")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this connection")
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Return the next bytes that arrived (up to ``max_bytes``), ``b""`` at end of stream.
+
+        Bytes already in the buffer (left over from a buffered read) come first.
+
+        Cancellation: a cancelled call received nothing; no byte is lost.
+
+        Raises:
+          trio.ClosedResourceError: this connection was closed.
+          trio.BrokenResourceError: the peer reset the connection.
+          trio.BusyResourceError: another task is receiving.
+        """
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self._check_receive()
+        buffer = self._buffer
+        if buffer:
+            await trio.lowlevel.checkpoint()
+            if max_bytes is None or max_bytes >= len(buffer):
+                return buffer.extract_all()
+            return buffer.extract(max_bytes)
+        self._receiving = True
+        try:
+            data = await self.stream.receive_some(max_bytes or self._receive_size)
+        finally:
+            self._receiving = False
+        self.bytes_received += len(data)
+        if type(data) is not bytes:  # the Stream ABC allows a bytearray
+            data = bytes(data)
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send every byte of ``data``; returns once the network has taken them.
+
+        Cancellation: a cancelled call may have sent part of ``data`` (Trio's rule for
+        ``send_all``); the stream is then in an unknown state and should be closed.
+
+        Raises:
+          trio.ClosedResourceError: this connection (or its sending side) was closed.
+          trio.BrokenResourceError: the peer reset the connection.
+          trio.BusyResourceError: another task is sending.
+        """
+        await self.stream.send_all(data)
+        self.bytes_sent += len(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``)."""
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        """Close the sending side; the peer reads end of stream, we can still receive.
+
+        Raises:
+          TypeError: the wrapped stream cannot half-close (``trio.SSLStream`` cannot).
+        """
+        if not isinstance(self.stream, trio.abc.HalfCloseableStream):
+            raise TypeError(f"{type(self.stream).__name__} cannot half-close (send_eof)")
+        await self.stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the connection. Harmless to call twice.
+
+        Cancellation: the stream is closed even if the call is cancelled (Trio's rule for
+        ``aclose``); unread buffered bytes are discarded.
+        """
+        self._closed = True
+        await self.stream.aclose()
+
+    # ------------------------------------------------------------------ buffered reads
+
+    def _ensure_buffer(self) -> ReceiveBuffer:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = ReceiveBuffer()
+        return buffer
+
+    async def _fill(self, buffer: ReceiveBuffer) -> bool:
+        """Receive one chunk into the buffer; False at end of stream.
+
+        The chunk goes straight into the buffer, so a cancellation can never lose it.
+        """
+        self._receiving = True
+        try:
+            data = await self.stream.receive_some(self._receive_size)
+        finally:
+            self._receiving = False
+        if not data:
+            return False
+        self.bytes_received += len(data)
+        buffer.feed(data)
+        return True
+
+    async def receive_exactly(self, size: int) -> bytes:
+        """Return exactly ``size`` bytes.
+
+        Raises:
+          EndOfStream: the stream ended before the first byte.
+          IncompleteFrameError: the stream ended part way; ``.partial`` holds what came.
+          trio.ClosedResourceError, trio.BrokenResourceError, trio.BusyResourceError.
+
+        Cancellation: the bytes received so far stay buffered for the next read.
+        """
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        self._check_receive()
+        buffer = self._ensure_buffer()
+        if len(buffer) >= size:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return buffer.extract(size)
+        while len(buffer) < size:
+            if not await self._fill(buffer):
+                self._raise_eof(buffer, expected=size)
+        return buffer.extract(size)
+
+    async def receive_until(
+        self, delimiter: bytes, *, max_bytes: int = DEFAULT_MAX_LINE_LENGTH
+    ) -> bytes:
+        """Return the bytes before the next ``delimiter`` (which is consumed, not returned).
+
+        Args:
+          delimiter: one or more bytes.
+          max_bytes: the longest result accepted; default 64 KiB (see
+            ``framing.DEFAULT_MAX_LINE_LENGTH``).
+
+        Raises:
+          FrameTooLargeError: more than ``max_bytes`` arrived without the delimiter. The
+            bytes stay in the buffer (``receive_some`` can still read them); the usual
+            response is to close the connection.
+          EndOfStream: the stream ended before the first byte.
+          IncompleteFrameError: the stream ended before the delimiter; ``.partial`` holds
+            the bytes that came.
+
+        Cancellation: the bytes received so far stay buffered for the next read.
+        """
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        self._check_receive()
+        buffer = self._ensure_buffer()
+        found = buffer.extract_until(delimiter, max_bytes=max_bytes)
+        if found is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        while found is None:
+            if not await self._fill(buffer):
+                self._raise_eof(buffer, expected=None)
+            found = buffer.extract_until(delimiter, max_bytes=max_bytes)
+        return found[: -len(delimiter)]
+
+    async def receive_line(
+        self,
+        *,
+        max_length: int = DEFAULT_MAX_LINE_LENGTH,
+        delimiter: bytes = b"\n",
+        keep_ends: bool = False,
+    ) -> bytes:
+        """Return the next line, without its line ending unless ``keep_ends``.
+
+        With the default delimiter ``b"\\n"`` both ``\\n`` and ``\\r\\n`` endings are
+        accepted (a ``\\r`` right before the ``\\n`` is stripped too).
+
+        Args:
+          max_length: the longest line accepted, ending included; default 64 KiB, the
+            limit of asyncio's ``StreamReader`` (Node has none; Twisted's LineReceiver
+            uses 16 KiB).
+
+        Raises:
+          LineTooLongError: ``max_length`` bytes arrived without a line ending; the bytes
+            stay in the buffer.
+          EndOfStream: the stream ended cleanly between lines.
+          IncompleteFrameError: the stream ended inside a line; ``.partial`` holds it.
+
+        Cancellation: the bytes received so far stay buffered for the next read.
+        """
+        self._check_receive()
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = ReceiveBuffer()
+        line = buffer.extract_until(delimiter, max_bytes=max_length, error=LineTooLongError)
+        if line is None:
+            while line is None:
+                if not await self._fill(buffer):
+                    self._raise_eof(buffer, expected=None)
+                line = buffer.extract_until(delimiter, max_bytes=max_length, error=LineTooLongError)
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        if keep_ends:
+            return line
+        if delimiter == b"\n" and line.endswith(b"\r\n"):
+            return line[:-2]
+        return line[: -len(delimiter)]
+
+    def lines(
+        self,
+        *,
+        max_length: int = DEFAULT_MAX_LINE_LENGTH,
+        delimiter: bytes = b"\n",
+        keep_ends: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """``async for line in conn.lines():`` every line until a clean end of stream.
+
+        Takes the options of :meth:`receive_line`. A stream that ends inside a line raises
+        ``IncompleteFrameError``; an over-long line raises ``LineTooLongError``.
+        """
+        return _LineIterator(self, max_length, delimiter, keep_ends)
+
+    async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
+        """Return the next frame that ``framer`` parses out of this connection's bytes.
+
+        Raises:
+          EndOfStream: the stream ended cleanly between frames.
+          IncompleteFrameError, FrameTooLargeError, MalformedFrameError: from the framer.
+
+        Cancellation: the bytes received so far stay buffered for the next read.
+        """
+        self._check_receive()
+        buffer = self._ensure_buffer()
+        frame = framer.parse(buffer)
+        if frame is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return frame
+        while True:
+            if not await self._fill(buffer):
+                if not buffer:
+                    raise EndOfStream("the peer closed the stream")
+                framer.check_eof(buffer)
+                self._raise_eof(buffer, expected=None)  # a framer that did not raise
+            frame = framer.parse(buffer)
+            if frame is not None:
+                return frame
+
+    def frames(self, framer: Framer[FrameT]) -> AsyncIterator[FrameT]:
+        """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
+        return _FrameIterator(self, framer)
+
+    async def send_frame(self, framer: Framer[FrameT], frame: FrameT) -> None:
+        """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
+
+        Raises:
+          LocalProtocolError: the framer cannot encode it; nothing was sent.
+        """
+        await self.send_all(framer.encode(frame))
+
+    @staticmethod
+    def _raise_eof(buffer: ReceiveBuffer, *, expected: int | None) -> None:
+        if not buffer:
+            raise EndOfStream("the peer closed the stream")
+        partial = buffer.extract_all()
+        wanted = f" of {expected}" if expected is not None else ""
+        raise IncompleteFrameError(
+            f"the stream ended after {len(partial)}{wanted} bytes of an incomplete read",
+            partial=partial,
+            expected=expected,
+        )
+
+    # ------------------------------------------------------------------ server support
+
+    def _idle_for(self, now: float) -> float:
+        """Seconds since bytes last arrived, as seen by the idle watchdog's scans."""
+        if self.bytes_received != self._idle_mark_bytes:
+            self._idle_mark_bytes = self.bytes_received
+            self._idle_mark_time = now
+            return 0.0
+        return now - self._idle_mark_time
+
+
+class _LineIterator(AsyncIterator[bytes]):
+    __slots__ = ("_conn", "_delimiter", "_keep_ends", "_max_length")
+
+    def __init__(self, conn: Connection, max_length: int, delimiter: bytes, keep_ends: bool):
+        self._conn = conn
+        self._max_length = max_length
+        self._delimiter = delimiter
+        self._keep_ends = keep_ends
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._conn.receive_line(
+                max_length=self._max_length, delimiter=self._delimiter, keep_ends=self._keep_ends
+            )
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+
+class _FrameIterator(AsyncIterator[FrameT]):
+    __slots__ = ("_conn", "_framer")
+
+    def __init__(self, conn: Connection, framer: Framer[FrameT]):
+        self._conn = conn
+        self._framer = framer
+
+    async def __anext__(self) -> FrameT:
+        try:
+            return await self._conn.receive_frame(self._framer)
+        except EndOfStream:
+            raise StopAsyncIteration from None

@@ -1,0 +1,486 @@
+"""`serve`: listeners, the accept loop, one task per connection, limits and shutdown.
+
+Structured like websockets' ``trio/server.py`` and hypercorn: two nurseries. Accept loops
+run in an inner nursery, connection handlers in an outer one. ``Server.close()`` stops the
+accept loops (closing the listeners), sets ``closing`` so handlers can finish, and puts a
+deadline of ``grace_period`` on the outer nursery; handlers still running then are cancelled.
+
+Where we deliberately differ from ``trio.serve_tcp``: a handler that raises is *its*
+connection's problem. The error is logged with its traceback, that connection is closed,
+and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
+
+import trio
+
+from ._connection import Address, Connection, format_address
+from ._exceptions import RemoteProtocolError
+from ._listeners import open_tcp_listeners, open_unix_listener
+
+__all__ = [
+    "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_PORT",
+    "Handler",
+    "Server",
+    "ServerStats",
+    "serve",
+    "serve_listeners",
+    "stream_handler",
+]
+
+logger = logging.getLogger("trio_tcp")
+
+#: The tutorial's port.
+DEFAULT_PORT: Final = 3099
+#: Seconds handlers get to finish after ``close()`` (websockets and hypercorn use 5-10 s).
+DEFAULT_GRACE_PERIOD: Final = 5.0
+#: Live connections before new ones are turned away: nginx's default worker_connections is
+#: 512 and a default `ulimit -n` is 1024 file descriptors, so 1000 keeps a stock process
+#: clear of EMFILE. Pass ``None`` to remove the limit.
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+
+#: What ``serve`` calls for each connection: ``async def handler(conn: Connection)``.
+Handler: TypeAlias = Callable[[Connection], Awaitable[object]]
+
+# accept() errors that mean "the process or system is out of something right now": back off
+# and retry instead of crashing (the same set as trio.serve_listeners).
+_ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+)
+_ACCEPT_BACKOFF_MIN: Final = 0.01
+_ACCEPT_BACKOFF_MAX: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """A snapshot of a server's counters (``server.stats``).
+
+    Attributes:
+      accepted: connections accepted, including those dropped at once.
+      active: connections whose handler is running now.
+      dropped: connections closed at once because ``max_connections`` were active.
+      failed: handlers that raised an exception (logged with its traceback).
+      reset: connections the peer broke (``trio.BrokenResourceError`` in the handler).
+      protocol_errors: connections closed because the peer broke the framing rules.
+      timed_out: connections closed by ``idle_timeout``.
+      bytes_received, bytes_sent: totals over all connections, live and closed.
+    """
+
+    accepted: int
+    active: int
+    dropped: int
+    failed: int
+    reset: int
+    protocol_errors: int
+    timed_out: int
+    bytes_received: int
+    bytes_sent: int
+
+
+@runtime_checkable
+class _Connectable(Protocol):
+    """A listener that can make a client stream to itself (the in-memory test listener)."""
+
+    async def connect(self) -> trio.abc.Stream: ...
+
+
+def _listener_address(listener: trio.abc.Listener[Any]) -> Address:
+    sock = getattr(listener, "socket", None)
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockname()
+    except OSError:
+        return None
+    if isinstance(raw, tuple):
+        return (str(raw[0]), int(raw[1]))
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "backslashreplace")
+    return str(raw)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+class Server:
+    """A running server, as returned by ``await nursery.start(serve, ...)``.
+
+    Attributes:
+      listeners: the listeners it accepts on (closed once shutdown begins).
+      closing: a ``trio.Event`` set when graceful shutdown begins (``Connection.closing``
+        is the same event).
+      grace_period: seconds handlers get to finish after :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        listeners: Sequence[trio.abc.Listener[Any]],
+        *,
+        max_connections: int | None,
+        idle_timeout: float | None,
+        grace_period: float,
+        handler_errors: Literal["log", "raise"],
+    ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be >= 1 or None")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError("idle_timeout must be > 0 or None")
+        if not grace_period >= 0:
+            raise ValueError("grace_period must be >= 0")
+        if handler_errors not in ("log", "raise"):
+            raise ValueError("handler_errors must be 'log' or 'raise'")
+        self.listeners = list(listeners)
+        self.closing = trio.Event()
+        self.grace_period = grace_period
+        self._handler = handler
+        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self._raise_errors = handler_errors == "raise"
+        self._addresses = [_listener_address(listener) for listener in self.listeners]
+        self._connections: dict[Connection, None] = {}  # an ordered set
+        self._closed = trio.Event()
+        self._drained = trio.Event()
+        self._accept_scope: trio.CancelScope | None = None
+        self._handler_scope: trio.CancelScope | None = None
+        self._dropping = False
+        self._counters = dict.fromkeys(
+            ("accepted", "dropped", "failed", "reset", "protocol_errors", "timed_out"), 0
+        )
+        self._closed_bytes_received = 0
+        self._closed_bytes_sent = 0
+
+    # ------------------------------------------------------------------ public view
+
+    @property
+    def addresses(self) -> list[Address]:
+        """Where it listens: ``(host, port)`` per TCP listener, a path per Unix listener."""
+        return list(self._addresses)
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port it listens on (the same for every address), or ``None``."""
+        for address in self._addresses:
+            if isinstance(address, tuple):
+                return address[1]
+        return None
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The live connections, oldest first."""
+        return list(self._connections)
+
+    @property
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters (see :class:`ServerStats`)."""
+        live = self._connections
+        return ServerStats(
+            active=len(live),
+            bytes_received=self._closed_bytes_received + sum(c.bytes_received for c in live),
+            bytes_sent=self._closed_bytes_sent + sum(c.bytes_sent for c in live),
+            **self._counters,
+        )
+
+    def __repr__(self) -> str:
+        where = ", ".join(format_address(a) for a in self._addresses)
+        return f"<Server {where} active={len(self._connections)}>"
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Begin a graceful shutdown and return at once; harmless to call twice.
+
+        Stops accepting (the listeners are closed), sets :attr:`closing`, and gives running
+        handlers ``grace_period`` seconds before they are cancelled.
+        """
+        if self.closing.is_set():
+            return
+        self.closing.set()
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        if self._handler_scope is not None:
+            self._handler_scope.deadline = trio.current_time() + self.grace_period
+        if not self._connections:
+            self._drained.set()
+
+    async def aclose(self) -> None:
+        """Shut down gracefully and wait until the server has stopped.
+
+        Calling it twice is harmless. Once it returns, every socket is closed and the task
+        that ran :func:`serve` has returned.
+
+        Cancellation: cancelling this call stops the *waiting*, not the shutdown, which goes
+        on in the server's own task. Do not call it from inside a handler (it would wait for
+        that handler): call :meth:`close` there.
+        """
+        self.close()
+        await self._closed.wait()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server has stopped (after :meth:`close`, or a cancellation)."""
+        await self._closed.wait()
+
+    # ------------------------------------------------------------------ clients
+
+    async def connect(self) -> Connection:
+        """Open a client ``Connection`` to this server's first listener.
+
+        Works for TCP and Unix listeners, and for the in-memory listener of
+        ``trio_tcp.testing``, so one test can run over any transport.
+        """
+        from ._client import open_connection, open_unix_connection
+
+        listener = self.listeners[0]
+        if isinstance(listener, _Connectable):
+            return Connection(await listener.connect())
+        address = self._addresses[0]
+        if isinstance(address, str):
+            return await open_unix_connection(address)
+        if isinstance(address, tuple):
+            host, port = address
+            if host in ("0.0.0.0", "::"):
+                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+            return await open_connection(host, port)
+        raise TypeError(f"cannot connect to a {type(listener).__name__}")
+
+    # ------------------------------------------------------------------ the machinery
+
+    async def _run(self, task_status: trio.TaskStatus[Server]) -> None:
+        try:
+            async with trio.open_nursery() as handlers:
+                self._handler_scope = handlers.cancel_scope
+                watchdog = trio.CancelScope()
+                if self._idle_timeout is not None:
+                    handlers.start_soon(self._idle_watchdog, watchdog, self._idle_timeout)
+                try:
+                    async with trio.open_nursery() as acceptors:
+                        self._accept_scope = acceptors.cancel_scope
+                        for listener in self.listeners:
+                            acceptors.start_soon(self._accept_loop, listener, handlers)
+                        task_status.started(self)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        for listener in self.listeners:
+                            await trio.aclose_forcefully(listener)
+                # The accept loops only end when close() cancelled them.
+                await self._drained.wait()
+                watchdog.cancel()
+        finally:
+            self.closing.set()
+            self._closed.set()
+
+    async def _accept_loop(
+        self, listener: trio.abc.Listener[trio.abc.Stream], handlers: trio.Nursery
+    ) -> None:
+        backoff = _ACCEPT_BACKOFF_MIN
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                logger.error(
+                    "accept() failed with %s (%s); retrying in %.2f s",
+                    errno.errorcode.get(exc.errno or 0, "?"),
+                    os.strerror(exc.errno or 0),
+                    backoff,
+                )
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _ACCEPT_BACKOFF_MAX)
+                continue
+            backoff = _ACCEPT_BACKOFF_MIN
+            self._counters["accepted"] += 1
+            limit = self._max_connections
+            if limit is not None and len(self._connections) >= limit:
+                self._drop(stream, limit)
+                await trio.aclose_forcefully(stream)
+                continue
+            if self._dropping:
+                self._dropping = False
+                logger.info("accepting again (%d dropped so far)", self._counters["dropped"])
+            handlers.start_soon(self._run_connection, stream)
+
+    def _drop(self, stream: trio.abc.Stream, limit: int) -> None:
+        self._counters["dropped"] += 1
+        if not self._dropping:  # once per episode, not once per connection in a flood
+            self._dropping = True
+            logger.warning(
+                "max_connections=%d reached: dropping new connections until one closes", limit
+            )
+
+    async def _run_connection(self, stream: trio.abc.Stream) -> None:
+        conn = Connection(stream, closing=self.closing)
+        self._connections[conn] = None
+        logger.debug("%r opened", conn)
+        try:
+            with trio.CancelScope() as scope:
+                conn._cancel_scope = scope
+                await self._handler(conn)
+        except Exception as exc:
+            if self._raise_errors:
+                raise
+            self._record_failure(conn, exc)
+        finally:
+            del self._connections[conn]
+            self._closed_bytes_received += conn.bytes_received
+            self._closed_bytes_sent += conn.bytes_sent
+            if self.closing.is_set() and not self._connections:
+                self._drained.set()
+            await trio.aclose_forcefully(conn)
+            logger.debug(
+                "%r closed: %d bytes in, %d out", conn, conn.bytes_received, conn.bytes_sent
+            )
+
+    def _record_failure(self, conn: Connection, exc: Exception) -> None:
+        leaves = _leaves(exc)
+        if all(isinstance(leaf, trio.BrokenResourceError) for leaf in leaves):
+            self._counters["reset"] += 1
+            logger.info("%r: the peer broke the connection (%s)", conn, exc)
+        elif all(isinstance(leaf, RemoteProtocolError) for leaf in leaves):
+            self._counters["protocol_errors"] += 1
+            logger.warning("%r closed: %s", conn, exc)
+        else:
+            self._counters["failed"] += 1
+            logger.error("%r: handler raised", conn, exc_info=exc)
+
+    async def _idle_watchdog(self, scope: trio.CancelScope, idle_timeout: float) -> None:
+        # One task per server, not one per connection: it scans every idle_timeout/4, so a
+        # silent connection is closed between idle_timeout and 1.25 x idle_timeout after its
+        # last byte arrived, and the receive path pays nothing for it.
+        with scope:
+            while True:
+                await trio.sleep(idle_timeout / 4)
+                now = trio.current_time()
+                for conn in list(self._connections):
+                    conn_scope = conn._cancel_scope
+                    if (
+                        conn._idle_for(now) >= idle_timeout
+                        and conn_scope is not None
+                        and not conn_scope.cancel_called
+                    ):
+                        self._counters["timed_out"] += 1
+                        logger.info("%r idle for %.3g s: closing", conn, idle_timeout)
+                        conn_scope.cancel()
+
+
+async def serve_listeners(
+    handler: Handler,
+    listeners: Sequence[trio.abc.Listener[Any]],
+    *,
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+    idle_timeout: float | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    handler_errors: Literal["log", "raise"] = "log",
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``handler`` on listeners you opened yourself (any ``trio.abc.Listener``).
+
+    The machinery of :func:`serve`, which calls this; takes the same options. The server
+    takes ownership of the listeners and closes them.
+    """
+    server = Server(
+        handler,
+        listeners,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        grace_period=grace_period,
+        handler_errors=handler_errors,
+    )
+    await server._run(task_status)
+
+
+async def serve(
+    handler: Handler,
+    port: int = DEFAULT_PORT,
+    *,
+    host: str | Sequence[str] | None = "127.0.0.1",
+    unix_path: str | os.PathLike[str] | None = None,
+    backlog: int | None = None,
+    reuse_port: bool = False,
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+    idle_timeout: float | None = None,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    handler_errors: Literal["log", "raise"] = "log",
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``host:port`` and run ``await handler(conn)`` for every connection.
+
+    Start it with ``server = await nursery.start(trio_tcp.serve, handler, 0)``: it reports
+    the :class:`Server` once it accepts connections. Each connection runs in its own task in
+    a nursery, as a :class:`Connection`, and is closed when the handler returns.
+
+    Args:
+      handler: ``async def handler(conn: Connection)``.
+      port: the TCP port; 0 picks a free one (the same on every address: ``server.port``).
+      host: where to listen; loopback by default. ``None`` (or ``"0.0.0.0"``/``"::"``)
+        listens on every interface, which you must ask for explicitly. A list of hosts
+        listens on each.
+      unix_path: listen on this Unix socket instead of TCP (``port`` and ``host`` are
+        ignored). The socket file is removed at close; an existing file that is not a
+        stale socket is never replaced.
+      backlog: the listen queue length (default: as long as the OS allows).
+      reuse_port: set ``SO_REUSEPORT`` so several processes can share the port.
+      max_connections: connections beyond this many live ones are accepted and closed at
+        once, counted as ``dropped`` and logged once per episode. ``None``: no limit.
+      idle_timeout: close a connection that received nothing for this many seconds
+        (checked every quarter of it). ``None``: never.
+      grace_period: seconds handlers get to finish after :meth:`Server.close`.
+      handler_errors: ``"log"`` (default): a handler's exception is logged on the
+        ``trio_tcp`` logger and closes only its connection. ``"raise"``: it propagates and
+        stops the server (for tests).
+
+    Raises:
+      OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
+      FileExistsError: ``unix_path`` exists and is not a socket.
+      ValueError: an option is out of range.
+
+    Cancellation: cancelling the surrounding scope is the hard stop: every handler is
+    cancelled and every socket closed at once. :meth:`Server.aclose` is the graceful one;
+    once it completes, this function returns.
+    """
+    listeners: list[trio.abc.Listener[Any]]
+    if unix_path is not None:
+        listeners = [await open_unix_listener(unix_path, backlog=backlog)]
+    else:
+        listeners = list(
+            await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=reuse_port)
+        )
+    try:
+        server = Server(
+            handler,
+            listeners,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            grace_period=grace_period,
+            handler_errors=handler_errors,
+        )
+    except BaseException:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+        raise
+    await server._run(task_status)
+
+
+def stream_handler(handler: Handler) -> Callable[[trio.abc.Stream], Awaitable[object]]:
+    """Adapt a trio_tcp handler for plain Trio: ``trio.serve_tcp(stream_handler(h), port)``.
+
+    The handler then sees a :class:`Connection` over Trio's stream, with Trio's own error
+    policy (an exception crashes ``serve_tcp``), so you can adopt trio_tcp piece by piece.
+    """
+
+    async def run(stream: trio.abc.Stream) -> object:
+        return await handler(Connection(stream))
+
+    return run

@@ -17,7 +17,8 @@ once). Everything trio_tcp itself decides is one of these::
      ├── EndOfStream                   the peer ended the stream cleanly before a read's first byte
      │                                 (also an EOFError; IncompleteFrameError is an EOFError too)
      ├── ConnectTimeoutError           open_connection gave up (also a TimeoutError)
-     └── HandshakeTimeoutError         a TLS or PROXY handshake took too long (also a TimeoutError)
+     ├── HandshakeTimeoutError         a TLS or PROXY handshake took too long (also a TimeoutError)
+     └── CheckFailedError              a trio_tcp.testing check found a bug (also an AssertionError)
 
 This module never imports trio: the sans-IO framing layer raises these too.
 """
@@ -25,6 +26,7 @@ This module never imports trio: the sans-IO framing layer raises these too.
 from __future__ import annotations
 
 __all__ = [
+    "CheckFailedError",
     "ConnectTimeoutError",
     "EndOfStream",
     "FrameTooLargeError",
@@ -125,3 +127,21 @@ class ConnectTimeoutError(TrioTCPError, TimeoutError):
 
 class HandshakeTimeoutError(TrioTCPError, TimeoutError):
     """A TLS or PROXY protocol handshake did not finish within its timeout."""
+
+
+class CheckFailedError(TrioTCPError, AssertionError):
+    """A check of :mod:`trio_tcp.testing` (a cancellation sweep, a conformance check) found
+    a bug in the code under test. An ``AssertionError`` too, so pytest reports a failure.
+
+    Attributes:
+      point: the cancellation point (1, 2, 3 ...) the sweep was at, or ``None``.
+      location: ``"file:line in function"`` where the handler was when it went wrong, or
+        ``None`` when no single place is to blame.
+    """
+
+    def __init__(
+        self, message: str, *, point: int | None = None, location: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.point = point
+        self.location = location

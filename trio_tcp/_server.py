@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
@@ -22,8 +23,12 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 import trio
 
 from ._connection import Address, Connection, format_address
+from ._connection import _socket_address as _stream_peer_address
 from ._exceptions import RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
+from ._refusal import Refused
+from ._setup import ConnectionSetup
+from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, close_tls
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
@@ -73,6 +78,7 @@ class ServerStats:
       protocol_errors: connections closed because the peer broke the framing rules.
       timed_out: connections closed by ``idle_timeout``.
       bytes_received, bytes_sent: totals over all connections, live and closed.
+      tls_failed: connections closed because the TLS handshake failed or timed out.
     """
 
     accepted: int
@@ -84,6 +90,7 @@ class ServerStats:
     timed_out: int
     bytes_received: int
     bytes_sent: int
+    tls_failed: int = 0
 
 
 @runtime_checkable
@@ -133,6 +140,7 @@ class Server:
         idle_timeout: float | None,
         grace_period: float,
         handler_errors: Literal["log", "raise"],
+        setup: ConnectionSetup | None = None,
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be >= 1 or None")
@@ -161,6 +169,11 @@ class Server:
         )
         self._closed_bytes_received = 0
         self._closed_bytes_sent = 0
+        # Per-connection setup (TLS, PROXY) before the handler; connections in it count
+        # against max_connections, so a flood of stalled handshakes cannot exceed the limit.
+        self._setup = setup if setup is not None and setup.needed else None
+        self._setting_up = 0
+        self._counters.update(tls_failed=0)
 
     # ------------------------------------------------------------------ public view
 
@@ -303,7 +316,7 @@ class Server:
             backoff = _ACCEPT_BACKOFF_MIN
             self._counters["accepted"] += 1
             limit = self._max_connections
-            if limit is not None and len(self._connections) >= limit:
+            if limit is not None and len(self._connections) + self._setting_up >= limit:
                 self._drop(stream, limit)
                 await trio.aclose_forcefully(stream)
                 continue
@@ -321,7 +334,28 @@ class Server:
             )
 
     async def _run_connection(self, stream: trio.abc.Stream) -> None:
-        conn = Connection(stream, closing=self.closing)
+        peer: Address = None
+        if self._setup is not None:
+            self._setting_up += 1
+            try:
+                prepared = await self._setup.run(stream)
+            except Refused as refusal:
+                self._counters[refusal.kind] += 1
+                logger.log(
+                    logging.DEBUG if refusal.quiet else logging.INFO,
+                    "connection from %s refused: %s",
+                    format_address(_stream_peer_address(stream, peer=True)),
+                    refusal.reason,
+                )
+                await trio.aclose_forcefully(stream)
+                return
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            finally:
+                self._setting_up -= 1
+            stream, peer = prepared.stream, prepared.peer
+        conn = Connection(stream, peer=peer, closing=self.closing)
         self._connections[conn] = None
         logger.debug("%r opened", conn)
         try:
@@ -338,7 +372,10 @@ class Server:
             self._closed_bytes_sent += conn.bytes_sent
             if self.closing.is_set() and not self._connections:
                 self._drained.set()
-            await trio.aclose_forcefully(conn)
+            if isinstance(conn.stream, trio.SSLStream):
+                await close_tls(conn)  # send close_notify: a clean end for the client
+            else:
+                await trio.aclose_forcefully(conn)
             logger.debug(
                 "%r closed: %d bytes in, %d out", conn, conn.bytes_received, conn.bytes_sent
             )
@@ -383,6 +420,8 @@ async def serve_listeners(
     idle_timeout: float | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
     handler_errors: Literal["log", "raise"] = "log",
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``handler`` on listeners you opened yourself (any ``trio.abc.Listener``).
@@ -397,6 +436,7 @@ async def serve_listeners(
         idle_timeout=idle_timeout,
         grace_period=grace_period,
         handler_errors=handler_errors,
+        setup=ConnectionSetup(ssl_context=ssl_context, handshake_timeout=handshake_timeout),
     )
     await server._run(task_status)
 
@@ -413,6 +453,8 @@ async def serve(
     idle_timeout: float | None = None,
     grace_period: float = DEFAULT_GRACE_PERIOD,
     handler_errors: Literal["log", "raise"] = "log",
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` and run ``await handler(conn)`` for every connection.
@@ -440,6 +482,14 @@ async def serve(
       handler_errors: ``"log"`` (default): a handler's exception is logged on the
         ``trio_tcp`` logger and closes only its connection. ``"raise"``: it propagates and
         stops the server (for tests).
+      ssl_context: speak TLS with this server-side context (``ssl.create_default_context(
+        ssl.Purpose.CLIENT_AUTH)`` plus ``load_cert_chain``). Each connection's handshake runs
+        in its own task before the handler; one that fails, or takes longer than
+        ``handshake_timeout``, closes that connection, is logged in one line (no traceback)
+        and counted as ``tls_failed``. Connections mid-handshake count against
+        ``max_connections``.
+      handshake_timeout: seconds a TLS handshake may take (default 10 s: a real handshake is
+        one or two round trips, and a stalled peer holds its slot this long at most).
 
     Raises:
       OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
@@ -465,6 +515,7 @@ async def serve(
             idle_timeout=idle_timeout,
             grace_period=grace_period,
             handler_errors=handler_errors,
+            setup=ConnectionSetup(ssl_context=ssl_context, handshake_timeout=handshake_timeout),
         )
     except BaseException:
         for listener in listeners:

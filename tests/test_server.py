@@ -1,0 +1,517 @@
+"""serve(): the accept loop, per-connection tasks, errors, limits, shutdown, Unix sockets."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import socket
+import struct
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import trio_tcp
+from trio_tcp import Connection, Server
+
+GUARD = 20  # seconds: a hang becomes a failure, not a stuck CI
+
+
+async def echo(conn: Connection) -> None:
+    async for chunk in conn:
+        await conn.send_all(chunk)
+
+
+async def read_all(conn: Connection) -> bytes:
+    data = bytearray()
+    async for chunk in conn:
+        data += chunk
+    return bytes(data)
+
+
+async def test_started_reports_a_server_that_accepts() -> None:
+    """nursery.start returns once the server accepts: a client can connect at once."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, echo, 0)
+            assert server.port and server.port > 0
+            assert server.addresses == [("127.0.0.1", server.port)]
+            async with await trio_tcp.open_connection("127.0.0.1", server.port) as conn:
+                await conn.send_all(b"ping")
+                assert await conn.receive_exactly(4) == b"ping"
+            await server.aclose()
+
+
+async def test_two_hundred_concurrent_echo_clients_get_every_byte_back() -> None:
+    """200 clients at once, each with its own random payload, get exactly it back."""
+    rng = random.Random(1234)
+    payloads = [rng.randbytes(rng.randrange(1, 20_000)) for _ in range(200)]
+    results: dict[int, bytes] = {}
+
+    async def client(port: int, index: int) -> None:
+        async with await trio_tcp.open_connection("127.0.0.1", port) as conn:
+
+            async def sender() -> None:
+                data = payloads[index]
+                for start in range(0, len(data), 4096):
+                    await conn.send_all(data[start : start + 4096])
+                await conn.send_eof()
+
+            async with trio.open_nursery() as inner:
+                inner.start_soon(sender)
+                results[index] = await read_all(conn)
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, echo, 0)
+            async with trio.open_nursery() as clients:
+                for index in range(len(payloads)):
+                    clients.start_soon(client, server.port or 0, index)
+            assert results == dict(enumerate(payloads))
+            stats = server.stats
+            assert stats.accepted == 200
+            assert stats.failed == 0
+            assert stats.bytes_received == stats.bytes_sent == sum(map(len, payloads))
+            await server.aclose()
+
+
+async def test_crashing_handler_is_logged_and_neighbours_keep_going(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler that raises closes only its connection; the error is logged with traceback."""
+
+    async def handler(conn: Connection) -> None:
+        data = await conn.receive_exactly(4)
+        if data == b"boom":
+            raise ValueError("handler bug")
+        await conn.send_all(data.upper())
+
+    caplog.set_level(logging.ERROR, logger="trio_tcp")
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, handler, 0)
+            async with await trio_tcp.open_connection(port=server.port or 0) as calm:
+                async with await trio_tcp.open_connection(port=server.port or 0) as bad:
+                    await bad.send_all(b"boom")
+                    assert await bad.receive_some() == b""  # closed by the server
+                await calm.send_all(b"calm")
+                assert await calm.receive_exactly(4) == b"CALM"
+            assert server.stats.failed == 1
+            await server.aclose()
+    [record] = [r for r in caplog.records if r.name == "trio_tcp"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+
+
+async def test_handler_errors_raise_propagates() -> None:
+    """With handler_errors='raise' the exception stops serve (the mode for tests)."""
+
+    async def handler(conn: Connection) -> None:
+        raise KeyError("propagate me")
+
+    with trio.fail_after(GUARD), pytest.RaisesGroup(KeyError, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(
+                    handler, 0, handler_errors="raise", task_status=task_status
+                )
+            )
+            async with await trio_tcp.open_connection(port=server.port or 0):
+                await trio.sleep_forever()
+
+
+async def test_graceful_shutdown_lets_in_flight_handlers_finish(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """aclose stops accepting, lets a handler finish inside the grace period, and returns."""
+    finished = trio.Event()
+
+    async def slow(conn: Connection) -> None:
+        await conn.receive_exactly(1)
+        await trio.sleep(3)  # work that takes 3 s, inside the 5 s grace period
+        await conn.send_all(b"done")
+        finished.set()
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, slow, 0)
+            port = server.port or 0
+            conn = await trio_tcp.open_connection(port=port)
+            await conn.send_all(b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            await server.aclose()
+            assert finished.is_set()
+            assert 2.9 <= trio.current_time() - start <= 3.5
+            assert await conn.receive_exactly(4) == b"done"
+            await conn.aclose()
+            with pytest.raises(OSError):
+                await trio_tcp.open_connection(port=port)
+            await server.aclose()  # twice is harmless
+
+
+async def test_graceful_shutdown_cancels_stragglers_at_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A handler still running when the grace period ends is cancelled; sockets close."""
+    cancelled = trio.Event()
+
+    async def stubborn(conn: Connection) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(
+                    stubborn, 0, grace_period=2.0, task_status=task_status
+                )
+            )
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await trio.testing.wait_all_tasks_blocked()
+                start = trio.current_time()
+                assert server.stats.active == 1
+                await server.aclose()
+                assert cancelled.is_set()
+                assert trio.current_time() - start == pytest.approx(2.0, abs=0.1)
+                assert await conn.receive_some() == b""
+                assert server.stats.active == 0
+
+
+async def test_serve_returns_after_aclose() -> None:
+    """Once aclose completes, the task that ran serve has returned."""
+    returned = trio.Event()
+
+    async def run(task_status: trio.TaskStatus[Server]) -> None:
+        await trio_tcp.serve(echo, 0, task_status=task_status)
+        returned.set()
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(run)
+            await server.aclose()
+            await trio.testing.wait_all_tasks_blocked()
+            assert returned.is_set()
+
+
+async def test_closing_event_is_shared_with_connections() -> None:
+    """conn.closing is set when graceful shutdown begins, so handlers can finish early."""
+
+    async def polite(conn: Connection) -> None:
+        await conn.closing.wait()
+        await conn.send_all(b"bye")
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, polite, 0)
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await trio.testing.wait_all_tasks_blocked()
+                server.close()
+                assert await read_all(conn) == b"bye"
+            await server.wait_closed()
+
+
+async def test_max_connections_drops_extra_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over max_connections a connection is accepted and closed at once, logged once."""
+    caplog.set_level(logging.INFO, logger="trio_tcp")
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(
+                    echo, 0, max_connections=2, task_status=task_status
+                )
+            )
+            port = server.port or 0
+            first = await trio_tcp.open_connection(port=port)
+            second = await trio_tcp.open_connection(port=port)
+            for conn in (first, second):  # make sure both are being handled
+                await conn.send_all(b"hi")
+                assert await conn.receive_exactly(2) == b"hi"
+            for _ in range(5):
+                extra = await trio_tcp.open_connection(port=port)
+                assert await extra.receive_some() == b""
+                await extra.aclose()
+            assert server.stats.dropped == 5
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1 and "max_connections=2" in warnings[0].getMessage()
+            await first.aclose()
+            while server.stats.active > 1:
+                await trio.sleep(0.01)
+            third = await trio_tcp.open_connection(port=port)
+            await third.send_all(b"ok")
+            assert await third.receive_exactly(2) == b"ok"
+            await third.aclose()
+            await second.aclose()
+            await server.aclose()
+
+
+async def test_idle_timeout_closes_silent_connections_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A silent connection is closed between idle_timeout and 1.25x; a chatty one lives."""
+    with trio.fail_after(100):  # virtual seconds: the test talks for 30
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(
+                    echo, 0, idle_timeout=10.0, task_status=task_status
+                )
+            )
+            port = server.port or 0
+            silent = await trio_tcp.open_connection(port=port)
+            chatty = await trio_tcp.open_connection(port=port)
+            start = trio.current_time()
+
+            async def chat() -> None:
+                for _ in range(10):  # 30 s of talking, every 3 s
+                    await trio.sleep(3)
+                    await chatty.send_all(b".")
+                    assert await chatty.receive_exactly(1) == b"."
+
+            async with trio.open_nursery() as inner:
+                inner.start_soon(chat)
+                assert await silent.receive_some() == b""
+                closed_after = trio.current_time() - start
+            assert 10.0 <= closed_after <= 12.5
+            assert server.stats.timed_out == 1
+            await chatty.send_all(b"!")
+            assert await chatty.receive_exactly(1) == b"!"
+            await silent.aclose()
+            await chatty.aclose()
+            await server.aclose()
+
+
+async def test_peer_reset_only_affects_its_connection() -> None:
+    """A client that resets (RST) is counted as reset; other clients keep being served."""
+    started = trio.Event()
+
+    async def handler(conn: Connection) -> None:
+        started.set()
+        async for chunk in conn:
+            await trio.sleep(0.05)
+            await conn.send_all(chunk)
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, handler, 0)
+            port = server.port or 0
+            raw = socket.create_connection(("127.0.0.1", port))
+            raw.sendall(b"x" * 1000)
+            await started.wait()
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+            async with await trio_tcp.open_connection(port=port) as other:
+                await other.send_all(b"still here")
+                assert await other.receive_exactly(10) == b"still here"
+            while server.stats.active:
+                await trio.sleep(0.01)
+            assert server.stats.failed == 0
+            assert server.stats.reset == 1
+            await server.aclose()
+
+
+async def test_stream_handler_adapts_for_plain_trio() -> None:
+    """A trio_tcp handler runs under plain trio.serve_tcp through stream_handler."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                partial(trio.serve_tcp, trio_tcp.stream_handler(echo), 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            async with await trio_tcp.open_connection(port=port) as conn:
+                await conn.send_all(b"adapted")
+                assert await conn.receive_exactly(7) == b"adapted"
+            nursery.cancel_scope.cancel()
+
+
+class FlakyListener(trio.abc.Listener[trio.abc.Stream]):
+    """Fails accept() with EMFILE a few times, then hands out memory streams."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.pending: list[trio.abc.Stream] = []
+        self.ready = trio.Event()
+        self.closed = False
+
+    async def accept(self) -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        while not self.pending:
+            await self.ready.wait()
+            self.ready = trio.Event()
+        return self.pending.pop()
+
+    async def connect(self) -> trio.abc.Stream:
+        client, server = trio.testing.memory_stream_pair()
+        self.pending.append(server)
+        self.ready.set()
+        await trio.lowlevel.checkpoint()
+        return client
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await trio.lowlevel.checkpoint()
+
+
+async def test_accept_emfile_backs_off_and_retries(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EMFILE from accept() is logged and retried with back-off; serving resumes."""
+    listener = FlakyListener(failures=3)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve_listeners, echo, [listener])
+            conn = await server.connect()
+            await conn.send_all(b"after emfile")
+            assert await conn.receive_exactly(12) == b"after emfile"
+            await conn.aclose()
+            await server.aclose()
+    assert listener.closed
+    emfile = [r for r in caplog.records if "EMFILE" in r.getMessage()]
+    assert len(emfile) == 3
+
+
+async def test_unix_socket_serves_and_removes_its_file(tmp_path: Path) -> None:
+    """serve(unix_path=...) listens on a Unix socket and removes the file at close."""
+    path = tmp_path / "echo.sock"
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(echo, unix_path=path, task_status=task_status)
+            )
+            assert server.addresses == [str(path)]
+            assert server.port is None
+            async with await trio_tcp.open_unix_connection(path) as conn:
+                await conn.send_all(b"ipc")
+                assert await conn.receive_exactly(3) == b"ipc"
+            async with await server.connect() as conn:
+                await conn.send_all(b"again")
+                assert await conn.receive_exactly(5) == b"again"
+            await server.aclose()
+    assert not path.exists()
+
+
+async def test_unix_socket_replaces_a_stale_socket(tmp_path: Path) -> None:
+    """A socket file left by a dead server is replaced."""
+    path = tmp_path / "stale.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))
+    dead.close()  # the file stays, nobody listens
+    assert path.exists()
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(echo, unix_path=path, task_status=task_status)
+            )
+            async with await trio_tcp.open_unix_connection(path) as conn:
+                await conn.send_all(b"fresh")
+                assert await conn.receive_exactly(5) == b"fresh"
+            await server.aclose()
+
+
+async def test_unix_socket_never_clobbers_a_regular_file(tmp_path: Path) -> None:
+    """An existing file that is not a socket is left alone: FileExistsError."""
+    path = tmp_path / "precious.txt"
+    path.write_text("keep me")
+    with trio.fail_after(GUARD), pytest.raises(FileExistsError, match="not a socket"):
+        await trio_tcp.serve(echo, unix_path=path)
+    assert path.read_text() == "keep me"
+
+
+async def test_unix_socket_in_use_is_refused(tmp_path: Path) -> None:
+    """A Unix path a live server listens on raises EADDRINUSE and keeps that server."""
+    path = tmp_path / "live.sock"
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(echo, unix_path=path, task_status=task_status)
+            )
+            with pytest.raises(OSError) as info:
+                await trio_tcp.serve(echo, unix_path=path)
+            assert info.value.errno == errno.EADDRINUSE
+            async with await trio_tcp.open_unix_connection(path) as conn:
+                await conn.send_all(b"mine")
+                assert await conn.receive_exactly(4) == b"mine"
+            await server.aclose()
+
+
+async def test_tcp_address_in_use() -> None:
+    """Binding a port that is taken raises OSError(EADDRINUSE)."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, echo, 0)
+            with pytest.raises(OSError) as info:
+                await trio_tcp.serve(echo, server.port or 0)
+            assert info.value.errno == errno.EADDRINUSE
+            await server.aclose()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_port_zero_gives_one_port_for_every_family() -> None:
+    """Port 0 on two families binds the same free port on both."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                lambda task_status: trio_tcp.serve(
+                    echo, 0, host=["127.0.0.1", "::1"], task_status=task_status
+                )
+            )
+            ports = {address[1] for address in server.addresses if isinstance(address, tuple)}
+            assert len(server.addresses) == 2 and ports == {server.port}
+            for host in ("127.0.0.1", "::1"):
+                async with await trio_tcp.open_connection(host, server.port or 0) as conn:
+                    await conn.send_all(host.encode())
+                    assert await conn.receive_exactly(len(host)) == host.encode()
+            await server.aclose()
+
+
+async def test_connections_and_stats_track_live_connections() -> None:
+    """server.connections lists live Connections with their peers; stats count bytes."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, echo, 0)
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await conn.send_all(b"12345")
+                assert await conn.receive_exactly(5) == b"12345"
+                [live] = server.connections
+                while live.bytes_sent < 5:  # send_all counts once it has returned
+                    await trio.sleep(0.01)
+                assert live.peer == conn.local
+                assert live.local == conn.peer == ("127.0.0.1", server.port)
+                assert live.bytes_received == live.bytes_sent == 5
+                assert server.stats.active == 1
+            while server.stats.active:
+                await trio.sleep(0.01)
+            stats = server.stats
+            assert (stats.accepted, stats.bytes_received, stats.bytes_sent) == (1, 5, 5)
+            await server.aclose()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_connections": 0}, {"idle_timeout": 0}, {"grace_period": -1}, {"handler_errors": "x"}],
+)
+async def test_bad_options_are_value_errors(options: dict[str, Any]) -> None:
+    """An out-of-range option raises ValueError and leaves no socket open."""
+    with trio.fail_after(GUARD), pytest.raises(ValueError):
+        await trio_tcp.serve(echo, 0, **options)

@@ -1,5 +1,64 @@
-"""trio_tcp.testing: in-memory servers, fault injection and cancellation sweeps."""
+"""trio_tcp.testing: the harness a server author needs, on top of ``trio.testing``.
+
+* :func:`memory_connection_pair`, :func:`lockstep_connection_pair`: two joined
+  :class:`~trio_tcp.Connection` objects, no sockets.
+* :func:`serve_memory` over a :class:`MemoryListener`: the real server machinery in memory;
+  ``server = await nursery.start(serve_memory, handler)``, ``client = await server.connect()``.
+* Faults as stream wrappers for either side: :class:`RechunkStream`, :class:`DelayStream`,
+  :class:`ResetStream`, :class:`EarlyEOFStream`, :class:`StallStream`; wrap functions
+  :func:`rechunk`, :func:`delay`, :func:`reset_after`, :func:`eof_after`, :func:`stall_after`
+  chained with :func:`compose` and passed as ``wrap=`` to the memory server.
+* :func:`cancellation_sweep`: cancel a handler at every stream call in turn and check for
+  leaks, unclosed streams, lost or duplicated data and a server that stopped serving.
+* :func:`check_echo_handler`: a conformance check for echo handlers.
+* A pytest plugin (installed with trio_tcp): ``tcp_server``, ``memory_server`` and
+  ``transport_server`` fixtures; see :mod:`trio_tcp.testing._plugin`.
+
+Every check raises :class:`CheckFailedError` (an ``AssertionError``) when it finds a bug.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .._exceptions import CheckFailedError
+from ._faults import (
+    DelayStream,
+    EarlyEOFStream,
+    FaultyStream,
+    RechunkStream,
+    ResetStream,
+    StallStream,
+    Wrap,
+    compose,
+    delay,
+    eof_after,
+    rechunk,
+    reset_after,
+    stall_after,
+)
+from ._memory import MemoryListener, lockstep_connection_pair, memory_connection_pair, serve_memory
+from ._sweep import ClientScript, SweepPoint, SweepReport, cancellation_sweep
+
+__all__ = [
+    "CheckFailedError",
+    "ClientScript",
+    "DelayStream",
+    "EarlyEOFStream",
+    "FaultyStream",
+    "MemoryListener",
+    "RechunkStream",
+    "ResetStream",
+    "StallStream",
+    "SweepPoint",
+    "SweepReport",
+    "Wrap",
+    "cancellation_sweep",
+    "compose",
+    "delay",
+    "eof_after",
+    "lockstep_connection_pair",
+    "memory_connection_pair",
+    "rechunk",
+    "reset_after",
+    "serve_memory",
+    "stall_after",
+]

@@ -1,0 +1,188 @@
+"""The receive buffer that the framers and the I/O layer share (sans-IO: no trio here).
+
+Precedent: h11's ``_receivebuffer.py``. Two rules shape it:
+
+- It never loses bytes. Every method either removes exactly what it returns, or raises and
+  leaves the buffer as it was.
+- Delimiter searches are linear in the bytes received, however the bytes are chunked. The
+  buffer remembers where the last search for a delimiter stopped and resumes there, so feeding
+  1 MiB one byte at a time and searching after each byte costs O(1 MiB), not O(1 MiB²).
+
+Deleting a prefix of a ``bytearray`` is amortised O(1) in CPython since 3.4 (bpo-19087: it
+moves a start pointer instead of copying), which is why h11's offset bookkeeping is not needed.
+"""
+
+from __future__ import annotations
+
+from typing import overload
+
+from .._exceptions import FrameTooLargeError, LineTooLongError
+
+__all__ = ["ReceiveBuffer"]
+
+# How many bytes of a frame an error message quotes.
+_QUOTE_BYTES = 32
+
+
+class ReceiveBuffer:
+    """A growable byte buffer: bytes go in with :meth:`feed`, frames come out of the front.
+
+    It has no size limit of its own: each read that searches (:meth:`extract_until`) takes its
+    own limit, so a peer can never make one search buffer without bound.
+
+    Args:
+      data: initial contents (copied).
+    """
+
+    __slots__ = ("_data", "_search_delimiter", "_search_start")
+
+    def __init__(self, data: bytes | bytearray | memoryview = b"") -> None:
+        self._data = bytearray(data)
+        # No occurrence of _search_delimiter starts before _search_start.
+        self._search_delimiter = b""
+        self._search_start = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` (any bytes-like object) to the end of the buffer."""
+        self._data += data
+
+    def __len__(self) -> int:
+        """The number of unread bytes."""
+        return len(self._data)
+
+    def __bool__(self) -> bool:
+        """True if any unread bytes are buffered."""
+        return bool(self._data)
+
+    def __bytes__(self) -> bytes:
+        """A copy of the unread bytes (the buffer is not changed)."""
+        return bytes(self._data)
+
+    def __repr__(self) -> str:
+        head = bytes(self._data[:_QUOTE_BYTES])
+        more = "..." if len(self._data) > _QUOTE_BYTES else ""
+        return f"<ReceiveBuffer {len(self._data)} bytes: {head!r}{more}>"
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> bytes: ...
+    def __getitem__(self, index: int | slice) -> int | bytes:
+        """Peek without removing: ``buffer[i]`` is one byte as an int, ``buffer[i:j]`` a copy.
+
+        Raises:
+          IndexError: an integer index is out of range.
+        """
+        if isinstance(index, slice):
+            return bytes(self._data[index])
+        return self._data[index]
+
+    def extract(self, count: int) -> bytes:
+        """Remove and return the first ``count`` bytes.
+
+        Raises:
+          ValueError: ``count`` is negative or more than ``len(self)``.
+        """
+        data = self._data
+        if not 0 <= count <= len(data):
+            raise ValueError(f"cannot extract {count} bytes from a buffer of {len(data)}")
+        out = data[:count]
+        del data[:count]
+        # Bytes already searched stay searched: only shift the remembered position.
+        remaining = self._search_start - count
+        self._search_start = remaining if remaining > 0 else 0
+        return bytes(out)
+
+    def extract_all(self) -> bytes:
+        """Remove and return every buffered byte (``b""`` if empty)."""
+        out = bytes(self._data)
+        self._data.clear()
+        self._search_start = 0
+        return out
+
+    def _extract_frame(self, frame_size: int, total: int) -> bytes:
+        """Remove ``total`` bytes and return the first ``frame_size`` of them, copied once.
+
+        The line framer's hot path: ``total`` covers the line and its ending, found by
+        :meth:`_find_delimiter`, so no bounds check is needed and the search state resets.
+        """
+        data = self._data
+        out = data[:frame_size]
+        del data[:total]
+        self._search_start = 0
+        return bytes(out)
+
+    def _find_delimiter(
+        self, delimiter: bytes, max_bytes: int, error: type[FrameTooLargeError]
+    ) -> int | None:
+        """Where the first ``delimiter`` starts, i.e. the length of the frame before it.
+
+        The search of :meth:`extract_until` (see there; the arguments are not validated),
+        but nothing is removed: the line framer uses it to strip the line ending while copying
+        the line only once. Returns ``None`` if the delimiter has not arrived yet and the frame
+        may still fit.
+        """
+        data = self._data
+        start = self._search_start if delimiter == self._search_delimiter else 0
+        # A delimiter starting after max_bytes ends a frame over the limit: never scan past it,
+        # so a huge buffer with a far-away delimiter costs O(max_bytes), not O(buffer).
+        window_end = max_bytes + len(delimiter)
+        index = data.find(delimiter, start, window_end)
+        if index != -1:
+            return index
+        if len(data) < window_end:
+            # A delimiter may still start in the last len(delimiter) - 1 bytes.
+            self._search_delimiter = delimiter
+            resume = len(data) - len(delimiter) + 1
+            self._search_start = resume if resume > 0 else 0
+            return None
+        # Error path: say how long the frame really is when the delimiter is further on.
+        # The search state is left alone, so the buffer is exactly as it was.
+        found = data.find(delimiter, max_bytes + 1)
+        frame_size = len(data) if found == -1 else found
+        where = f"{delimiter!r} after" if found != -1 else f"no {delimiter!r} in"
+        what = "line" if issubclass(error, LineTooLongError) else "frame"
+        raise error(
+            f"{what} exceeds the limit of {max_bytes} bytes: {where} {frame_size} bytes, "
+            f"starting {bytes(data[:_QUOTE_BYTES])!r}",
+            limit=max_bytes,
+            size=frame_size,
+        )
+
+    def extract_until(
+        self,
+        delimiter: bytes,
+        *,
+        max_bytes: int,
+        error: type[FrameTooLargeError] = FrameTooLargeError,
+    ) -> bytes | None:
+        """Remove and return the bytes up to and including the first ``delimiter``.
+
+        The frame (the bytes before the delimiter) may be at most ``max_bytes`` long. Returns
+        ``None`` if the delimiter has not arrived yet: call again after :meth:`feed`. The search
+        resumes where the previous one for the same delimiter stopped, so repeated calls cost
+        time linear in the bytes received in all.
+
+        Args:
+          delimiter: the non-empty byte string that ends a frame.
+          max_bytes: the largest frame accepted, not counting the delimiter.
+          error: the class raised when the frame is too long; the line reader passes
+            :class:`~trio_tcp.LineTooLongError`.
+
+        Raises:
+          FrameTooLargeError: (or ``error``) the delimiter is more than ``max_bytes`` bytes in,
+            or ``max_bytes + len(delimiter)`` bytes are buffered without it, so the frame is
+            certainly too long. ``.limit`` is ``max_bytes``; ``.size`` is the frame's length if
+            the delimiter is buffered, else the number of bytes buffered. The buffer is left
+            unchanged: nothing is lost.
+          ValueError: ``delimiter`` is empty or ``max_bytes`` is negative.
+        """
+        if not delimiter:
+            raise ValueError("the delimiter must not be empty")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, not {max_bytes}")
+        index = self._find_delimiter(delimiter, max_bytes, error)
+        if index is None:
+            return None
+        end = index + len(delimiter)
+        return self._extract_frame(end, end)

@@ -20,6 +20,7 @@ Every check raises :class:`CheckFailedError` (an ``AssertionError``) when it fin
 from __future__ import annotations
 
 from .._exceptions import CheckFailedError
+from ._checks import check_echo_handler
 from ._faults import (
     DelayStream,
     EarlyEOFStream,
@@ -52,6 +53,7 @@ __all__ = [
     "SweepReport",
     "Wrap",
     "cancellation_sweep",
+    "check_echo_handler",
     "compose",
     "delay",
     "eof_after",

@@ -6,10 +6,12 @@ import logging
 import random
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
 import trustme
+from _cli_process import ServeProcess, run_cli
 
 import trio_tcp
 
@@ -261,3 +263,71 @@ async def test_handshake_timeout_must_be_positive(server_context: ssl.SSLContext
     """handshake_timeout=0 is refused before anything listens."""
     with trio.fail_after(GUARD), pytest.raises(ValueError, match="handshake_timeout"):
         await trio_tcp.serve(echo, 0, ssl_context=server_context, handshake_timeout=0)
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+@pytest.fixture
+def cert_files(ca: trustme.CA, tmp_path: Path) -> tuple[str, str, str]:
+    """(certificate chain, private key, CA certificate) as PEM files."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return str(chain), str(key), str(ca_file)
+
+
+def test_cli_serve_tls_and_send_tls(cert_files: tuple[str, str, str]) -> None:
+    """`serve --tls-cert --tls-key` prints what `send --tls --cafile` sent."""
+    chain, key, ca_file = cert_files
+    server = ServeProcess("--port", "0", "--tls-cert", chain, "--tls-key", key)
+    try:
+        result = run_cli("send", "--port", str(server.port), "--tls", "--cafile", ca_file)
+        assert result.returncode == 0, result.stderr
+        assert "sent <Buffer 0c 22>" in result.stdout
+        assert server.wait_for("<Buffer 0c 22>").endswith("<Buffer 0c 22>")
+        insecure = run_cli("send", "--port", str(server.port), "--tls", "--insecure", "--hex", "01")
+        assert insecure.returncode == 0, insecure.stderr
+        server.wait_for("<Buffer 01>")
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_cli_send_tls_without_the_ca_fails_in_one_line(cert_files: tuple[str, str, str]) -> None:
+    """A certificate the client does not trust: exit 1 and one line naming the cause."""
+    chain, key, _ca_file = cert_files
+    server = ServeProcess("--port", "0", "--tls-cert", chain, "--tls-key", key)
+    try:
+        result = run_cli("send", "--port", str(server.port), "--tls")
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1
+        assert "TLS handshake failed" in result.stderr
+        assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
+        plain = run_cli("send", "--port", str(server.port))  # no TLS at all: server refuses
+        assert plain.returncode == 0  # the bytes were written; the server drops them
+        assert server.stop() == 0
+        assert not [
+            line for line in server.lines if "<Buffer 0c 22>" in line and "sent" not in line
+        ]
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["serve", "--tls-key", "k.pem"], "--tls-key: needs --tls-cert", 2),
+        (["serve", "--port", "0", "--tls-cert", "/nonexistent.pem"], "no such file", 1),
+        (["send", "--cafile", "ca.pem"], "need --tls", 2),
+        (["send", "--tls", "--insecure", "--cafile", "ca.pem"], "cannot be used together", 2),
+    ],
+)
+def test_cli_tls_option_errors(args: list[str], message: str, code: int) -> None:
+    """Inconsistent or unreadable TLS options: one line on stderr and the right exit code."""
+    result = run_cli(*args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -22,6 +22,13 @@ from typing import NoReturn, TypeVar
 import trio
 
 from . import __version__
+from ._cli_options import (
+    OptionError,
+    add_send_options,
+    add_serve_options,
+    client_ssl_context,
+    serve_options,
+)
 from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
 from ._format import format_buffer
@@ -201,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to finish on SIGINT/SIGTERM (default {DEFAULT_GRACE_PERIOD:g})",
     )
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    add_serve_options(s)
 
     c = commands.add_parser("send", help="the tutorial's sender (default payload: 0c 22)")
     where(c)
@@ -210,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     payload.add_argument("--file", metavar="PATH", help="the bytes of a file")
     payload.add_argument("stdin", nargs="?", choices=["-"], help="- reads the bytes from stdin")
     c.add_argument("--reply", action="store_true", help="print what comes back, until EOF")
+    add_send_options(c)
     c.add_argument(
         "--timeout", type=_seconds, default=10.0, metavar="S", help="give up after S seconds"
     )
@@ -278,6 +287,7 @@ async def _serve_task(
             idle_timeout=args.idle_timeout or None,
             grace_period=args.grace_period,
             task_status=task_status,
+            **_checked(serve_options, args),
         )
     except OSError as exc:
         raise _listen_failure(exc, args) from None
@@ -314,6 +324,14 @@ def _payload(args: argparse.Namespace) -> bytes:
     return TUTORIAL_PAYLOAD
 
 
+def _checked(build: Callable[[argparse.Namespace], T], args: argparse.Namespace) -> T:
+    """Run an option builder of ``_cli_options``, turning its errors into exit codes."""
+    try:
+        return build(args)
+    except OptionError as exc:
+        raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
+
+
 async def _connect(args: argparse.Namespace) -> Connection:
     if args.port == 0 and not args.unix:
         raise UsageError("argument --port: cannot send to port 0")
@@ -321,7 +339,13 @@ async def _connect(args: argparse.Namespace) -> Connection:
     try:
         if args.unix:
             return await open_unix_connection(args.unix, connect_timeout=args.timeout)
-        return await open_connection(args.host, args.port, connect_timeout=args.timeout)
+        context = _checked(client_ssl_context, args)
+        return await open_connection(
+            args.host, args.port, connect_timeout=args.timeout, ssl_context=context
+        )
+    except trio.BrokenResourceError as exc:  # the TLS handshake failed
+        reason = getattr(exc.__cause__, "reason", None) or exc.__cause__ or "connection closed"
+        raise RuntimeFailure(f"cannot connect to {where}: TLS handshake failed: {reason}") from None
     except TimeoutError:
         raise RuntimeFailure(f"cannot connect to {where}: timed out") from None
     except socket.gaierror:
@@ -353,7 +377,8 @@ async def _send_command(args: argparse.Namespace) -> None:
             await conn.send_all(payload)
             _say(f"sent {format_buffer(payload)} to {_target(args)}")
             if args.reply:
-                await conn.send_eof()
+                if not args.tls:  # TLS cannot half-close: read until the server closes
+                    await conn.send_eof()
                 with trio.move_on_after(args.timeout):
                     async for chunk in conn:
                         _say(f"reply {format_buffer(chunk)}")

@@ -1,0 +1,98 @@
+"""The production options of ``trio-tcp serve`` and ``send``: TLS, PROXY protocol, admission.
+
+A face, like ``_cli.py``: it turns command-line arguments into the keyword arguments of
+:func:`trio_tcp.serve` and :func:`trio_tcp.open_connection`, and reports bad ones as
+:class:`OptionError` (``_cli.py`` turns those into its exit codes). No protocol logic here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+from typing import Any
+
+__all__ = [
+    "OptionError",
+    "add_send_options",
+    "add_serve_options",
+    "client_ssl_context",
+    "serve_options",
+]
+
+
+class OptionError(Exception):
+    """A bad option: ``usage=True`` means exit 2 (usage), else exit 1 (runtime)."""
+
+    def __init__(self, message: str, *, usage: bool) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """Add the TLS options to ``trio-tcp serve``."""
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key (default: in the cert)")
+
+
+def add_send_options(parser: argparse.ArgumentParser) -> None:
+    """Add the TLS options to ``trio-tcp send``."""
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS")
+    tls.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE")
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's certificate"
+    )
+
+
+def _server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.tls_cert is None:
+        if args.tls_key is not None:
+            raise OptionError("argument --tls-key: needs --tls-cert", usage=True)
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except FileNotFoundError as exc:
+        raise OptionError(f"cannot read {exc.filename}: no such file", usage=False) from None
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise OptionError(f"cannot load the TLS certificate/key: {reason}", usage=False) from None
+    return context
+
+
+def serve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments for ``serve`` that these options ask for.
+
+    Raises:
+      OptionError: an option is inconsistent or a file cannot be loaded.
+    """
+    options: dict[str, Any] = {}
+    context = _server_ssl_context(args)
+    if context is not None:
+        options["ssl_context"] = context
+    return options
+
+
+def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client TLS context ``send --tls [--cafile FILE] [--insecure]`` asks for.
+
+    Raises:
+      OptionError: ``--cafile``/``--insecure`` without ``--tls``, or an unreadable CA file.
+    """
+    if not args.tls:
+        if args.cafile is not None or args.insecure:
+            raise OptionError("--cafile and --insecure need --tls", usage=True)
+        return None
+    if args.cafile is not None and args.insecure:
+        raise OptionError("--cafile and --insecure cannot be used together", usage=True)
+    try:
+        context = ssl.create_default_context(cafile=args.cafile)
+    except FileNotFoundError:
+        raise OptionError(f"cannot read {args.cafile}: no such file", usage=False) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise OptionError(f"cannot load CA file {args.cafile}: {exc}", usage=False) from None
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

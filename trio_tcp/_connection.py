@@ -14,14 +14,28 @@ Checkpoint rules (see also the README):
   yield; like ``asyncio.StreamReader`` it returns at once. The buffer is bounded by one
   network read (``receive_size``), so such a run of reads ends after at most that many
   bytes and the next read yields.
+* Over a real socket (the wrapped stream is a ``trio.SocketStream``) reads and writes take a
+  fast path: they call ``recv``/``send`` on the non-blocking socket directly and wait with
+  ``trio.lowlevel.wait_readable``/``wait_writable`` only when it would block. After a read
+  that came back short (the kernel buffer was drained) the next read waits for readability
+  first instead of paying for a ``recv`` that fails with ``EAGAIN``. A network call that did
+  not have to wait does not yield every time: it yields (a cancel-shielded checkpoint, so
+  nothing it did is undone) once every ``_YIELD_EVERY`` such calls, so a connection whose
+  peer always has data ready cannot starve the others; any wait resets the count. Other
+  streams (memory, TLS) take Trio's own path, where every network call is a checkpoint.
+* Back-pressure is the kernel's: ``send_all`` returns only once the socket took every
+  byte, and a read asks for at most ``receive_size`` bytes, so neither direction queues
+  more than one chunk in user space.
 * Partial data never lives in a local variable across an ``await``: a read cancelled half
   way leaves every byte it had received in the buffer, readable by the next read.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from typing import Final, TypeAlias, TypeVar
 
@@ -42,6 +56,39 @@ Address: TypeAlias = "tuple[str, int] | str | None"
 DEFAULT_RECEIVE_SIZE: Final = 65536
 
 _ids = itertools.count(1)
+
+# Fast-path network calls that may complete without yielding before one yields anyway: a
+# connection whose peer always has data ready then yields at least once every 16 calls
+# (16 x 64 KiB = 1 MiB at most), which keeps the others served, while the hot path of a
+# busy connection pays for one scheduler pass per 16 calls instead of one per call.
+_YIELD_EVERY: Final = 16
+
+# SocketStream's translation (trio._highlevel_socket._closed_stream_errnos).
+_CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
+
+
+def _stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
+    """The error SocketStream raises for ``exc``: closed by us, or broken by the peer."""
+    if exc.errno in _CLOSED_ERRNOS:
+        return trio.ClosedResourceError("this socket was already closed")
+    return trio.BrokenResourceError(f"socket connection broken: {exc}")
+
+
+def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The stdlib socket under a ``trio.SocketStream``, for the fast path; else None.
+
+    Why the socket object (``trio.socket.SocketType._sock``, private to Trio) and not
+    ``os.read``/``os.write`` on ``fileno()``: a closed socket object reports fileno -1 and
+    every call on it fails with EBADF, while a bare fd number is recycled by the kernel as
+    soon as it is closed, so a stale number could read another connection's bytes. We never
+    close or dup it: closing stays with ``SocketStream.aclose`` (which also wakes a task
+    waiting on it through ``notify_closing``). If Trio ever renames the attribute, the
+    generic path is used: slower, never wrong.
+    """
+    if type(stream) is not trio.SocketStream:
+        return None
+    raw = getattr(stream.socket, "_sock", None)
+    return raw if isinstance(raw, socket.socket) else None
 
 
 @functools.lru_cache(maxsize=32)
@@ -119,6 +166,10 @@ class Connection(trio.abc.HalfCloseableStream):
         "_peer",
         "_receive_size",
         "_receiving",
+        "_sending",
+        "_short_read",
+        "_sock",
+        "_unyielded",
         "bytes_received",
         "bytes_sent",
         "id",
@@ -157,6 +208,10 @@ class Connection(trio.abc.HalfCloseableStream):
         self._local = local
         self._receive_size = receive_size
         self._receiving = False
+        self._sending = False
+        self._sock = _raw_socket(stream)  # not None: the fast path (module docstring)
+        self._short_read = False
+        self._unyielded = 0
         self._closed = False
         self._closing = closing
         self._cancel_scope: trio.CancelScope | None = None
@@ -228,8 +283,12 @@ class Connection(trio.abc.HalfCloseableStream):
                 return buffer.extract_all()
             return buffer.extract(max_bytes)
         self._receiving = True
+        data: bytes | bytearray
         try:
-            data = await self.stream.receive_some(max_bytes or self._receive_size)
+            if self._sock is not None:
+                data = await self._recv_fast(self._sock, max_bytes or self._receive_size)
+            else:
+                data = await self.stream.receive_some(max_bytes or self._receive_size)
         finally:
             self._receiving = False
         self.bytes_received += len(data)
@@ -248,8 +307,85 @@ class Connection(trio.abc.HalfCloseableStream):
           trio.BrokenResourceError: the peer reset the connection.
           trio.BusyResourceError: another task is sending.
         """
-        await self.stream.send_all(data)
+        sock = self._sock
+        if sock is None:
+            await self.stream.send_all(data)
+        else:
+            await self._send_fast(sock, data)
         self.bytes_sent += len(data)
+
+    async def _recv_fast(self, sock: socket.socket, max_bytes: int) -> bytes:
+        """``recv`` straight on the socket; the caller holds the receive flag."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            if self._short_read:
+                # The last read drained the kernel buffer: a recv now would most likely
+                # fail with EAGAIN, so wait first (and yield: this is a full checkpoint).
+                await trio.lowlevel.wait_readable(sock)
+                self._unyielded = 0
+            while True:
+                try:
+                    data = sock.recv(max_bytes)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    self._unyielded = 0
+        except OSError as exc:
+            raise _stream_error(exc) from (None if exc.errno in _CLOSED_ERRNOS else exc)
+        except ValueError:  # epoll refuses fd -1: the SocketStream was closed underneath us
+            if sock.fileno() == -1:
+                raise trio.ClosedResourceError("this socket was already closed") from None
+            raise
+        self._short_read = len(data) < max_bytes
+        self._unyielded += 1
+        if self._unyielded >= _YIELD_EVERY:
+            self._unyielded = 0
+            # Shielded: the bytes are already ours, a cancellation must not drop them.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    async def _send_fast(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
+        """``send`` straight on the socket, waiting for writability only when it is full."""
+        if self._closed:
+            raise trio.ClosedResourceError("this connection was already closed")
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this connection")
+        assert isinstance(self.stream, trio.SocketStream)
+        if self.stream.socket.did_shutdown_SHUT_WR:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._sending = True
+        try:
+            with memoryview(data) as view:
+                total = len(view)
+                if not total:
+                    if sock.fileno() == -1:
+                        raise trio.ClosedResourceError("socket was already closed")
+                    await trio.lowlevel.checkpoint()
+                    return
+                sent = 0
+                while True:
+                    try:
+                        if sent:
+                            with view[sent:] as remaining:
+                                sent += sock.send(remaining)
+                        else:
+                            sent = sock.send(view)
+                        if sent >= total:
+                            break
+                    except BlockingIOError:
+                        pass
+                    # The kernel's send buffer is full: this is where back-pressure holds.
+                    await trio.lowlevel.wait_writable(sock)
+                    self._unyielded = 0
+        except OSError as exc:
+            raise _stream_error(exc) from (None if exc.errno in _CLOSED_ERRNOS else exc)
+        finally:
+            self._sending = False
+        self._unyielded += 1
+        if self._unyielded >= _YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``)."""
@@ -263,6 +399,8 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if not isinstance(self.stream, trio.abc.HalfCloseableStream):
             raise TypeError(f"{type(self.stream).__name__} cannot half-close (send_eof)")
+        if self._sending:  # the fast path does not hold SocketStream's conflict detector
+            raise trio.BusyResourceError("another task is already sending on this connection")
         await self.stream.send_eof()
 
     async def aclose(self) -> None:
@@ -288,8 +426,12 @@ class Connection(trio.abc.HalfCloseableStream):
         The chunk goes straight into the buffer, so a cancellation can never lose it.
         """
         self._receiving = True
+        data: bytes | bytearray
         try:
-            data = await self.stream.receive_some(self._receive_size)
+            if self._sock is not None:
+                data = await self._recv_fast(self._sock, self._receive_size)
+            else:
+                data = await self.stream.receive_some(self._receive_size)
         finally:
             self._receiving = False
         if not data:

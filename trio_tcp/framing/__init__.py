@@ -27,6 +27,7 @@ from .._exceptions import (
     LocalProtocolError,
     MalformedFrameError,
     ProtocolError,
+    ProxyProtocolError,
     RemoteProtocolError,
 )
 from ._base import Framer, FrameT
@@ -34,10 +35,21 @@ from ._buffer import ReceiveBuffer
 from ._length import DEFAULT_MAX_FRAME_SIZE, LengthPrefixFramer
 from ._lines import DEFAULT_MAX_LINE_LENGTH, LineFramer
 from ._netstring import NetstringFramer
+from ._proxy import (
+    MAX_PROXY_HEADER_SIZE,
+    ProxyAddress,
+    ProxyCommand,
+    ProxyFamily,
+    ProxyHeader,
+    encode_proxy_header_v1,
+    encode_proxy_header_v2,
+    parse_proxy_header,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
+    "MAX_PROXY_HEADER_SIZE",
     "FrameT",
     "FrameTooLargeError",
     "Framer",
@@ -49,6 +61,14 @@ __all__ = [
     "MalformedFrameError",
     "NetstringFramer",
     "ProtocolError",
+    "ProxyAddress",
+    "ProxyCommand",
+    "ProxyFamily",
+    "ProxyHeader",
+    "ProxyProtocolError",
     "ReceiveBuffer",
     "RemoteProtocolError",
+    "encode_proxy_header_v1",
+    "encode_proxy_header_v2",
+    "parse_proxy_header",
 ]

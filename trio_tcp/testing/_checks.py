@@ -53,8 +53,9 @@ async def check_echo_handler(handler: Handler, *, timeout: float = 10.0) -> None
 
     Runs the handler on an in-memory server (:func:`serve_memory`, the real machinery)
     and checks, each case with a fresh server: a small payload; 256 KiB of random bytes
-    sent while the echo is read (a handler that reads everything before writing, or
-    writes without reading, deadlocks here); one byte at a time in both directions;
+    sent while the echo is read; each message echoed before the next is sent, with the
+    stream still open (a handler that waits for end of stream before echoing hangs here,
+    and the case fails after ``timeout``); one byte at a time in both directions;
     random chunks from a fixed seed over an unbuffered (lockstep) stream; end of stream
     (after the client's ``send_eof`` the handler must return, so the client reads end of
     stream); ten concurrent clients, each getting only its own bytes back; a client that
@@ -111,7 +112,17 @@ async def check_echo_handler(handler: Handler, *, timeout: float = 10.0) -> None
             if server.stats.failed:
                 raise CheckFailedError(f"echo check {name!r}: the handler raised")
 
+    async def interactive() -> None:
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(serve_memory, handler)
+            async with await _client(server) as client:
+                for message in (b"one", b"two", b"three"):
+                    await client.send_all(message)
+                    expect("interactive", await client.receive_exactly(len(message)), message)
+            await server.aclose()
+
     await case("small", lambda: simple("small", b"hello, world\n"))
+    await case("interactive", interactive)
     await case("large", lambda: simple("large", big))
     await case(
         "bytewise",

@@ -31,8 +31,10 @@ from ._cli_options import (
 )
 from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
+from ._exceptions import EndOfStream, IncompleteFrameError, LineTooLongError
 from ._format import format_buffer
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
+from .framing import DEFAULT_MAX_LINE_LENGTH
 
 __all__ = ["main"]
 
@@ -97,8 +99,42 @@ def _tag(conn: Connection) -> str:
     return f"#{conn.id}"
 
 
-def make_mode(name: str, shutdown: Shutdown) -> Mode:
-    """The connection handler for ``serve --mode NAME``."""
+def make_mode(
+    name: str, shutdown: Shutdown, *, max_line_length: int = DEFAULT_MAX_LINE_LENGTH
+) -> Mode:
+    """The connection handler for ``serve --mode NAME``.
+
+    The line modes read with ``max_line_length``: a peer that sends a longer line gets
+    ``LineTooLongError``, which the server logs as one warning line before closing that
+    connection (everyone else is still served).
+    """
+
+    async def next_line(conn: Connection, *, keep_ends: bool) -> bytes | None:
+        """The next line, or None at a clean end of stream (for ``shutdown.receive``)."""
+        try:
+            return await conn.receive_line(max_length=max_line_length, keep_ends=keep_ends)
+        except EndOfStream:
+            return None
+
+    async def lines_mode(conn: Connection) -> None:
+        _say(f"{_tag(conn)} connected from {format_address(conn.peer)}")
+        try:
+            while (
+                line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=False))
+            ) is not None:
+                _say(f"{_tag(conn)} {line.decode('utf-8', 'replace')}")
+        except IncompleteFrameError as exc:  # the last line had no ending: show it anyway
+            _say(f"{_tag(conn)} {exc.partial.decode('utf-8', 'replace')} (no line ending)")
+        finally:
+            _say(f"{_tag(conn)} closed ({conn.bytes_received} bytes received)")
+
+    async def echo_lines_mode(conn: Connection) -> None:
+        # Whole lines only, with the ending they came with; a partial last line is not
+        # echoed (IncompleteFrameError: the server logs it and closes).
+        while (
+            line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=True))
+        ) is not None:
+            await conn.send_all(line)
 
     async def print_mode(conn: Connection) -> None:
         _say(f"{_tag(conn)} connected from {format_address(conn.peer)}")
@@ -116,11 +152,17 @@ def make_mode(name: str, shutdown: Shutdown) -> Mode:
         while await shutdown.receive(conn, conn.receive_some):
             pass
 
-    modes: dict[str, Mode] = {"print": print_mode, "echo": echo_mode, "discard": discard_mode}
+    modes: dict[str, Mode] = {
+        "print": print_mode,
+        "echo": echo_mode,
+        "discard": discard_mode,
+        "lines": lines_mode,
+        "echo-lines": echo_lines_mode,
+    }
     return modes[name]
 
 
-MODES = ("print", "echo", "discard")
+MODES = ("print", "echo", "discard", "lines", "echo-lines")
 
 
 # ---------------------------------------------------------------------- argument types
@@ -191,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = commands.add_parser("serve", help="run the tutorial's server (prints every chunk)")
     where(s)
-    s.add_argument("--mode", choices=MODES, default="print", help="default: print")
+    s.add_argument(
+        "--mode",
+        choices=MODES,
+        default="print",
+        help="print chunks (default), echo, discard, print lines, or echo-lines",
+    )
+    s.add_argument(
+        "--max-line-length",
+        type=_positive_int,
+        default=DEFAULT_MAX_LINE_LENGTH,
+        metavar="N",
+        help=f"lines modes: close a peer whose line exceeds N bytes "
+        f"(default {DEFAULT_MAX_LINE_LENGTH}, asyncio's limit)",
+    )
     s.add_argument(
         "--max-connections",
         type=_positive_int,
@@ -217,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     payload.add_argument("--text", help="UTF-8 text")
     payload.add_argument("--file", metavar="PATH", help="the bytes of a file")
     payload.add_argument("stdin", nargs="?", choices=["-"], help="- reads the bytes from stdin")
+    payload.add_argument(
+        "--lines",
+        action="store_true",
+        help="send stdin line by line as it is typed (with --reply: print reply lines)",
+    )
     c.add_argument("--reply", action="store_true", help="print what comes back, until EOF")
     add_send_options(c)
     c.add_argument(
@@ -245,7 +305,7 @@ def _listening_line(server: Server) -> str:
 
 async def _serve_command(args: argparse.Namespace) -> None:
     shutdown = Shutdown()
-    handler = make_mode(args.mode, shutdown)
+    handler = make_mode(args.mode, shutdown, max_line_length=args.max_line_length)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
@@ -370,7 +430,57 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+async def _send_lines(conn: Connection, args: argparse.Namespace) -> None:
+    """``send --lines``: stdin line by line; with ``--reply`` reply lines print as they come.
+
+    Stdin is read in a worker thread (abandoned on cancellation), so an interactive terminal
+    works. At the end of stdin we half-close and, with ``--reply``, wait up to ``--timeout``
+    for the server's last replies.
+    """
+    where = _target(args)
+    replies_done = trio.Event()
+    sent_lines = sent_bytes = 0
+
+    async def print_replies() -> None:
+        try:
+            async for reply in conn.lines():
+                _say(f"reply {reply.decode('utf-8', 'replace')}")
+        except IncompleteFrameError as exc:
+            _say(f"reply {exc.partial.decode('utf-8', 'replace')} (no line ending)")
+        except LineTooLongError as exc:
+            raise RuntimeFailure(f"reply from {where}: {exc}") from None
+        except trio.BrokenResourceError as exc:
+            raise RuntimeFailure(f"connection to {where} broke: {exc}") from None
+        finally:
+            replies_done.set()
+
+    async with trio.open_nursery() as nursery:
+        if args.reply:
+            nursery.start_soon(print_replies)
+        read_line = sys.stdin.buffer.readline
+        try:
+            while line := await trio.to_thread.run_sync(read_line, abandon_on_cancel=True):
+                if not line.endswith(b"\n"):
+                    line += b"\n"
+                await conn.send_all(line)
+                sent_lines += 1
+                sent_bytes += len(line)
+            if not args.tls:  # TLS cannot half-close: the server ends the conversation
+                await conn.send_eof()
+        except trio.BrokenResourceError as exc:
+            raise RuntimeFailure(f"connection to {where} broke: {exc}") from None
+        if args.reply:
+            with trio.move_on_after(args.timeout):
+                await replies_done.wait()
+        nursery.cancel_scope.cancel()
+    _say(f"sent {sent_lines} lines ({sent_bytes} bytes) to {where}")
+
+
 async def _send_command(args: argparse.Namespace) -> None:
+    if args.lines:
+        async with await _connect(args) as conn:
+            await _send_lines(conn, args)
+        return
     payload = _payload(args)
     async with await _connect(args) as conn:
         try:

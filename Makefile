@@ -43,7 +43,7 @@ notebooks: $(STAMP)
 	$(BIN)/python -m trio_tcp.notebook --refresh notebooks/*.ipynb
 
 bench: $(STAMP)
-	$(BIN)/trio-tcp bench
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -33,7 +33,11 @@ class ServeProcess:
         ]
         for reader in self._readers:
             reader.start()
-        first = self.wait_for("listening on")
+        try:
+            first = self.wait_for("listening on")
+        except BaseException:
+            self.kill()
+            raise
         self.port = int(first.rsplit(":", 1)[1])
 
     def _collect(self, stream: object, sink: list[str]) -> None:

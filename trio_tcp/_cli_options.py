@@ -11,6 +11,8 @@ import argparse
 import ssl
 from typing import Any
 
+from ._proxy_server import parse_networks
+
 __all__ = [
     "OptionError",
     "add_send_options",
@@ -29,10 +31,22 @@ class OptionError(Exception):
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
-    """Add the TLS options to ``trio-tcp serve``."""
+    """Add the TLS and PROXY protocol options to ``trio-tcp serve``."""
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS")
     tls.add_argument("--tls-key", metavar="FILE", help="PEM private key (default: in the cert)")
+    proxy = parser.add_argument_group("PROXY protocol (behind HAProxy, nginx, a cloud LB)")
+    proxy.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="every connection starts with a PROXY v1/v2 header naming the real client",
+    )
+    proxy.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR_OR_CIDR",
+        help="accept headers from here (repeatable; default: loopback only)",
+    )
 
 
 def add_send_options(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +85,16 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     context = _server_ssl_context(args)
     if context is not None:
         options["ssl_context"] = context
+    if args.trusted_proxy is not None:
+        if not args.proxy_protocol:
+            raise OptionError("argument --trusted-proxy: needs --proxy-protocol", usage=True)
+        try:
+            parse_networks(args.trusted_proxy)
+        except ValueError as exc:
+            raise OptionError(f"argument --trusted-proxy: {exc}", usage=True) from None
+        options["trusted_proxies"] = list(args.trusted_proxy)
+    if args.proxy_protocol:
+        options["proxy_protocol"] = True
     return options
 
 

@@ -26,6 +26,7 @@ from ._connection import Address, Connection, format_address
 from ._connection import _socket_address as _stream_peer_address
 from ._exceptions import RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
+from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._refusal import Refused
 from ._setup import ConnectionSetup
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, close_tls
@@ -79,6 +80,8 @@ class ServerStats:
       timed_out: connections closed by ``idle_timeout``.
       bytes_received, bytes_sent: totals over all connections, live and closed.
       tls_failed: connections closed because the TLS handshake failed or timed out.
+      proxy_rejected: connections closed because the PROXY header was missing, malformed,
+        late, or sent by an untrusted address.
     """
 
     accepted: int
@@ -91,6 +94,7 @@ class ServerStats:
     bytes_received: int
     bytes_sent: int
     tls_failed: int = 0
+    proxy_rejected: int = 0
 
 
 @runtime_checkable
@@ -173,7 +177,7 @@ class Server:
         # against max_connections, so a flood of stalled handshakes cannot exceed the limit.
         self._setup = setup if setup is not None and setup.needed else None
         self._setting_up = 0
-        self._counters.update(tls_failed=0)
+        self._counters.update(tls_failed=0, proxy_rejected=0)
 
     # ------------------------------------------------------------------ public view
 
@@ -422,6 +426,9 @@ async def serve_listeners(
     handler_errors: Literal["log", "raise"] = "log",
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    proxy_protocol: bool = False,
+    trusted_proxies: Sequence[str] | None = None,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``handler`` on listeners you opened yourself (any ``trio.abc.Listener``).
@@ -436,7 +443,13 @@ async def serve_listeners(
         idle_timeout=idle_timeout,
         grace_period=grace_period,
         handler_errors=handler_errors,
-        setup=ConnectionSetup(ssl_context=ssl_context, handshake_timeout=handshake_timeout),
+        setup=ConnectionSetup.from_options(
+            ssl_context=ssl_context,
+            handshake_timeout=handshake_timeout,
+            proxy_protocol=proxy_protocol,
+            trusted_proxies=trusted_proxies,
+            proxy_header_timeout=proxy_header_timeout,
+        ),
     )
     await server._run(task_status)
 
@@ -455,6 +468,9 @@ async def serve(
     handler_errors: Literal["log", "raise"] = "log",
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    proxy_protocol: bool = False,
+    trusted_proxies: Sequence[str] | None = None,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` and run ``await handler(conn)`` for every connection.
@@ -490,6 +506,16 @@ async def serve(
         ``max_connections``.
       handshake_timeout: seconds a TLS handshake may take (default 10 s: a real handshake is
         one or two round trips, and a stalled peer holds its slot this long at most).
+      proxy_protocol: every connection must start with a PROXY protocol header (HAProxy's
+        v1 or v2, told apart automatically), sent by an address in ``trusted_proxies``;
+        ``conn.peer`` is then the original client (for a ``LOCAL`` or ``UNKNOWN`` header, the
+        proxy itself). Bytes that came with the header stay readable. A missing, malformed,
+        late or untrusted header closes that connection, logged in one line and counted as
+        ``proxy_rejected``. With ``ssl_context`` too, the header comes first, then TLS.
+      trusted_proxies: addresses or CIDR networks allowed to send a PROXY header (default:
+        loopback only, ``127.0.0.0/8`` and ``::1``). Unix-socket peers are always trusted.
+      proxy_header_timeout: seconds the PROXY header may take (default 5 s: a proxy sends it
+        at once).
 
     Raises:
       OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
@@ -515,7 +541,13 @@ async def serve(
             idle_timeout=idle_timeout,
             grace_period=grace_period,
             handler_errors=handler_errors,
-            setup=ConnectionSetup(ssl_context=ssl_context, handshake_timeout=handshake_timeout),
+            setup=ConnectionSetup.from_options(
+                ssl_context=ssl_context,
+                handshake_timeout=handshake_timeout,
+                proxy_protocol=proxy_protocol,
+                trusted_proxies=trusted_proxies,
+                proxy_header_timeout=proxy_header_timeout,
+            ),
         )
     except BaseException:
         for listener in listeners:

@@ -9,11 +9,21 @@ bytes of the client follow (HAProxy's ``send-proxy-v2`` in front of a TLS server
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import trio
 
 from ._connection import Address
+from ._proxy_server import (
+    DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_TRUSTED_PROXIES,
+    Network,
+    PrefixedStream,
+    header_peer,
+    parse_networks,
+    read_proxy_header,
+)
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, tls_handshake
 
 __all__ = ["ConnectionSetup", "Prepared"]
@@ -27,12 +37,10 @@ class Prepared:
       stream: the stream to wrap in a ``Connection`` (a ``trio.SSLStream`` with TLS).
       peer: the client's address when the setup knows better than the socket (PROXY), else
         ``None`` (ask the socket).
-      initial_data: bytes already received past the setup's own bytes, for the handler.
     """
 
     stream: trio.abc.Stream
     peer: Address = None
-    initial_data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +50,56 @@ class ConnectionSetup:
     Attributes:
       ssl_context: speak TLS (server side) with this context; ``None``: plain TCP.
       handshake_timeout: seconds the TLS handshake may take.
+      proxy_protocol: every connection must start with a PROXY header (v1 or v2).
+      trusted_proxies: the networks a PROXY header is accepted from.
+      proxy_header_timeout: seconds the PROXY header may take.
     """
 
     ssl_context: ssl.SSLContext | None = None
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    proxy_protocol: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.handshake_timeout > 0:
             raise ValueError("handshake_timeout must be > 0")
+        if not self.proxy_header_timeout > 0:
+            raise ValueError("proxy_header_timeout must be > 0")
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+        proxy_protocol: bool,
+        trusted_proxies: Iterable[str] | None,
+        proxy_header_timeout: float,
+    ) -> ConnectionSetup:
+        """Build it from ``serve``'s keyword arguments (``trusted_proxies`` as strings).
+
+        Raises:
+          ValueError: a timeout is not positive, or a trusted proxy is not an address or
+            CIDR network.
+        """
+        if isinstance(trusted_proxies, str):
+            raise ValueError("trusted_proxies must be a list of addresses, not a string")
+        networks = parse_networks(
+            DEFAULT_TRUSTED_PROXIES if trusted_proxies is None else trusted_proxies
+        )
+        return cls(
+            ssl_context=ssl_context,
+            handshake_timeout=handshake_timeout,
+            proxy_protocol=proxy_protocol,
+            trusted_proxies=networks,
+            proxy_header_timeout=proxy_header_timeout,
+        )
 
     @property
     def needed(self) -> bool:
         """Whether any step is on (if not, the server skips the setup entirely)."""
-        return self.ssl_context is not None
+        return self.ssl_context is not None or self.proxy_protocol
 
     async def run(self, stream: trio.abc.Stream) -> Prepared:
         """Run the steps on ``stream``; return it ready for the handler.
@@ -66,6 +111,13 @@ class ConnectionSetup:
         Cancellation: a cancelled setup leaves ``stream`` open for the caller to close.
         """
         prepared = Prepared(stream)
+        if self.proxy_protocol:
+            header, leftover = await read_proxy_header(
+                stream, self.trusted_proxies, self.proxy_header_timeout
+            )
+            if leftover:  # the client's first bytes came with the header: keep them
+                stream = PrefixedStream(stream, leftover)
+            prepared = Prepared(stream, header_peer(header))
         if self.ssl_context is not None:
             tls = await tls_handshake(prepared.stream, self.ssl_context, self.handshake_timeout)
             prepared = Prepared(tls, prepared.peer)

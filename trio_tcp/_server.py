@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 import trio
 
+from ._admission import Admission
 from ._connection import Address, Connection, format_address
 from ._connection import _socket_address as _stream_peer_address
 from ._exceptions import RemoteProtocolError
@@ -82,6 +83,8 @@ class ServerStats:
       tls_failed: connections closed because the TLS handshake failed or timed out.
       proxy_rejected: connections closed because the PROXY header was missing, malformed,
         late, or sent by an untrusted address.
+      refused_denied, refused_per_peer, refused_rate: connections refused by admission
+        control (``allow``/``deny``, ``max_connections_per_peer``, ``max_accept_rate``).
     """
 
     accepted: int
@@ -95,6 +98,9 @@ class ServerStats:
     bytes_sent: int
     tls_failed: int = 0
     proxy_rejected: int = 0
+    refused_denied: int = 0
+    refused_per_peer: int = 0
+    refused_rate: int = 0
 
 
 @runtime_checkable
@@ -117,6 +123,24 @@ def _listener_address(listener: trio.abc.Listener[Any]) -> Address:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "backslashreplace")
     return str(raw)
+
+
+def _connection_event(event: str, conn: Connection) -> dict[str, object]:
+    """The ``extra=`` fields of the open/close log records, for structured log handlers.
+
+    ``event``, ``conn_id``, ``peer`` (formatted, the PROXY client when there is one); on close
+    also ``duration`` (seconds), ``bytes_received`` and ``bytes_sent``.
+    """
+    fields: dict[str, object] = {
+        "event": event,
+        "conn_id": conn.id,
+        "peer": format_address(conn.peer),
+    }
+    if event == "connection_close":
+        fields["duration"] = trio.current_time() - conn.opened_at
+        fields["bytes_received"] = conn.bytes_received
+        fields["bytes_sent"] = conn.bytes_sent
+    return fields
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -177,7 +201,9 @@ class Server:
         # against max_connections, so a flood of stalled handshakes cannot exceed the limit.
         self._setup = setup if setup is not None and setup.needed else None
         self._setting_up = 0
-        self._counters.update(tls_failed=0, proxy_rejected=0)
+        self._counters.update(
+            tls_failed=0, proxy_rejected=0, refused_denied=0, refused_per_peer=0, refused_rate=0
+        )
 
     # ------------------------------------------------------------------ public view
 
@@ -339,6 +365,7 @@ class Server:
 
     async def _run_connection(self, stream: trio.abc.Stream) -> None:
         peer: Address = None
+        release: Callable[[], None] | None = None
         if self._setup is not None:
             self._setting_up += 1
             try:
@@ -358,10 +385,10 @@ class Server:
                 raise
             finally:
                 self._setting_up -= 1
-            stream, peer = prepared.stream, prepared.peer
+            stream, peer, release = prepared.stream, prepared.peer, prepared.release
         conn = Connection(stream, peer=peer, closing=self.closing)
         self._connections[conn] = None
-        logger.debug("%r opened", conn)
+        logger.debug("%r opened", conn, extra=_connection_event("connection_open", conn))
         try:
             with trio.CancelScope() as scope:
                 conn._cancel_scope = scope
@@ -371,6 +398,8 @@ class Server:
                 raise
             self._record_failure(conn, exc)
         finally:
+            if release is not None:
+                release()
             del self._connections[conn]
             self._closed_bytes_received += conn.bytes_received
             self._closed_bytes_sent += conn.bytes_sent
@@ -381,7 +410,11 @@ class Server:
             else:
                 await trio.aclose_forcefully(conn)
             logger.debug(
-                "%r closed: %d bytes in, %d out", conn, conn.bytes_received, conn.bytes_sent
+                "%r closed: %d bytes in, %d out",
+                conn,
+                conn.bytes_received,
+                conn.bytes_sent,
+                extra=_connection_event("connection_close", conn),
             )
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
@@ -429,6 +462,10 @@ async def serve_listeners(
     proxy_protocol: bool = False,
     trusted_proxies: Sequence[str] | None = None,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    allow: Sequence[str] | None = None,
+    deny: Sequence[str] | None = None,
+    max_connections_per_peer: int | None = None,
+    max_accept_rate: float | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``handler`` on listeners you opened yourself (any ``trio.abc.Listener``).
@@ -449,6 +486,12 @@ async def serve_listeners(
             proxy_protocol=proxy_protocol,
             trusted_proxies=trusted_proxies,
             proxy_header_timeout=proxy_header_timeout,
+            admission=Admission(
+                allow=allow,
+                deny=deny,
+                max_connections_per_peer=max_connections_per_peer,
+                max_accept_rate=max_accept_rate,
+            ),
         ),
     )
     await server._run(task_status)
@@ -471,6 +514,10 @@ async def serve(
     proxy_protocol: bool = False,
     trusted_proxies: Sequence[str] | None = None,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    allow: Sequence[str] | None = None,
+    deny: Sequence[str] | None = None,
+    max_connections_per_peer: int | None = None,
+    max_accept_rate: float | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` and run ``await handler(conn)`` for every connection.
@@ -516,6 +563,13 @@ async def serve(
         loopback only, ``127.0.0.0/8`` and ``::1``). Unix-socket peers are always trusted.
       proxy_header_timeout: seconds the PROXY header may take (default 5 s: a proxy sends it
         at once).
+      allow, deny: addresses or CIDR networks of clients to admit only / to refuse (deny
+        wins). The client is the PROXY header's source when ``proxy_protocol`` is on.
+      max_connections_per_peer: live connections allowed per client IP (``None``: no limit).
+      max_accept_rate: new connections admitted per second on average, in bursts of up to
+        one second's worth (``None``: no limit).
+        Admission refusals close the connection before any TLS handshake, are counted as
+        ``refused_denied``/``refused_per_peer``/``refused_rate`` and logged once per episode.
 
     Raises:
       OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
@@ -547,6 +601,12 @@ async def serve(
                 proxy_protocol=proxy_protocol,
                 trusted_proxies=trusted_proxies,
                 proxy_header_timeout=proxy_header_timeout,
+                admission=Admission(
+                    allow=allow,
+                    deny=deny,
+                    max_connections_per_peer=max_connections_per_peer,
+                    max_accept_rate=max_accept_rate,
+                ),
             ),
         )
     except BaseException:

@@ -9,12 +9,13 @@ bytes of the client follow (HAProxy's ``send-proxy-v2`` in front of a TLS server
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import trio
 
-from ._connection import Address
+from ._admission import Admission
+from ._connection import Address, _socket_address
 from ._proxy_server import (
     DEFAULT_PROXY_HEADER_TIMEOUT,
     DEFAULT_TRUSTED_PROXIES,
@@ -37,10 +38,12 @@ class Prepared:
       stream: the stream to wrap in a ``Connection`` (a ``trio.SSLStream`` with TLS).
       peer: the client's address when the setup knows better than the socket (PROXY), else
         ``None`` (ask the socket).
+      release: call when the connection closes (admission control counts live connections).
     """
 
     stream: trio.abc.Stream
     peer: Address = None
+    release: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class ConnectionSetup:
       proxy_protocol: every connection must start with a PROXY header (v1 or v2).
       trusted_proxies: the networks a PROXY header is accepted from.
       proxy_header_timeout: seconds the PROXY header may take.
+      admission: the admission rules, checked on the client's address after the PROXY
+        header and before TLS (a refused peer costs no handshake).
     """
 
     ssl_context: ssl.SSLContext | None = None
@@ -60,6 +65,7 @@ class ConnectionSetup:
     proxy_protocol: bool = False
     trusted_proxies: tuple[Network, ...] = ()
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT
+    admission: Admission | None = None
 
     def __post_init__(self) -> None:
         if not self.handshake_timeout > 0:
@@ -76,6 +82,7 @@ class ConnectionSetup:
         proxy_protocol: bool,
         trusted_proxies: Iterable[str] | None,
         proxy_header_timeout: float,
+        admission: Admission | None = None,
     ) -> ConnectionSetup:
         """Build it from ``serve``'s keyword arguments (``trusted_proxies`` as strings).
 
@@ -94,12 +101,13 @@ class ConnectionSetup:
             proxy_protocol=proxy_protocol,
             trusted_proxies=networks,
             proxy_header_timeout=proxy_header_timeout,
+            admission=admission if admission is not None and admission.needed else None,
         )
 
     @property
     def needed(self) -> bool:
         """Whether any step is on (if not, the server skips the setup entirely)."""
-        return self.ssl_context is not None or self.proxy_protocol
+        return self.ssl_context is not None or self.proxy_protocol or self.admission is not None
 
     async def run(self, stream: trio.abc.Stream) -> Prepared:
         """Run the steps on ``stream``; return it ready for the handler.
@@ -118,7 +126,18 @@ class ConnectionSetup:
             if leftover:  # the client's first bytes came with the header: keep them
                 stream = PrefixedStream(stream, leftover)
             prepared = Prepared(stream, header_peer(header))
-        if self.ssl_context is not None:
-            tls = await tls_handshake(prepared.stream, self.ssl_context, self.handshake_timeout)
-            prepared = Prepared(tls, prepared.peer)
-        return prepared
+        release: Callable[[], None] | None = None
+        if self.admission is not None:
+            client = prepared.peer or _socket_address(stream, peer=True)
+            key = self.admission.admit(client)
+            admission = self.admission
+            release = lambda: admission.release(key)  # noqa: E731
+        try:
+            if self.ssl_context is not None:
+                tls = await tls_handshake(prepared.stream, self.ssl_context, self.handshake_timeout)
+                prepared = Prepared(tls, prepared.peer)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+        return Prepared(prepared.stream, prepared.peer, release)

@@ -388,3 +388,45 @@ async def test_empty_send_is_a_checkpoint() -> None:
             await server.aclose()
             with pytest.raises(trio.ClosedResourceError):
                 await server.send_all(b"")
+
+
+async def test_accept_ready_takes_every_waiting_connection() -> None:
+    """The accept loop's batch helper accepts all queued connections, then stops at EAGAIN."""
+    from trio_tcp._server import _accept_ready
+
+    with trio.fail_after(GUARD):
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listener.socket.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        try:
+            streams = _accept_ready(listener)
+            assert len(streams) == 5
+            assert _accept_ready(listener) == []  # the queue is empty now: no blocking
+            for index, (client, stream) in enumerate(zip(clients, streams, strict=True)):
+                client.sendall(bytes([index]))
+                assert await stream.receive_some(1) == bytes([index])  # arrival order
+                await stream.aclose()
+        finally:
+            for client in clients:
+                client.close()
+            await listener.aclose()
+
+
+async def test_server_serves_a_burst_of_connections() -> None:
+    """Forty connections opened at once are all accepted and echoed byte for byte."""
+
+    async def echo(conn: trio_tcp.Connection) -> None:
+        async for chunk in conn:
+            await conn.send_all(chunk)
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(trio_tcp.serve, echo, 0)
+            conns = [await server.connect() for _ in range(40)]
+            for index, conn in enumerate(conns):
+                await conn.send_all(b"%d\n" % index)
+            for index, conn in enumerate(conns):
+                assert await conn.receive_line() == b"%d" % index
+                await conn.aclose()
+            assert server.stats.accepted == 40
+            server.close()

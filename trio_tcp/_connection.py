@@ -619,15 +619,25 @@ class Connection(trio.abc.HalfCloseableStream):
 
 
 class _LineIterator(AsyncIterator[bytes]):
-    __slots__ = ("_conn", "_delimiter", "_keep_ends", "_max_length")
+    __slots__ = ("_conn", "_delimiter", "_framer", "_keep_ends", "_max_length")
 
     def __init__(self, conn: Connection, max_length: int, delimiter: bytes, keep_ends: bool):
         self._conn = conn
         self._max_length = max_length
         self._delimiter = delimiter
         self._keep_ends = keep_ends
+        self._framer = _line_framer(delimiter, max_length, keep_ends)  # validates eagerly
 
     async def __anext__(self) -> bytes:
+        # Fast path for a line already buffered: receive_line's own steps (state check,
+        # cancellation check *before* taking bytes out, parse) without its extra coroutine.
+        conn = self._conn
+        buffer = conn._buffer
+        if buffer and not conn._closed and not conn._receiving:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            line = self._framer.parse(buffer)
+            if line is not None:
+                return line
         try:
             return await self._conn.receive_line(
                 max_length=self._max_length, delimiter=self._delimiter, keep_ends=self._keep_ends

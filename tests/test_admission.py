@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
+from _cli_process import ServeProcess, run_cli
 
 import trio_tcp
 from trio_tcp._admission import Admission
@@ -207,3 +209,42 @@ async def test_open_and_close_log_events_carry_fields(
     assert getattr(closed, "bytes_sent") == 5  # noqa: B009
     assert getattr(closed, "duration") >= 0  # noqa: B009
     assert getattr(closed, "conn_id") == getattr(opened, "conn_id")  # noqa: B009
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def test_cli_deny_and_stats_interval() -> None:
+    """`serve --deny 127.0.0.1 --stats-interval` refuses us and reports it in the stats line."""
+    import socket
+
+    server = ServeProcess("--port", "0", "--deny", "127.0.0.1", "--stats-interval", "0.2")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=GUARD) as sock:
+            sock.sendall(b"x")
+            # Closed by the server with our byte unread, which Linux may turn into a reset.
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(10) == b""
+        line = server.wait_for("refused_denied=1", stderr=True)
+        assert "trio-tcp: stats: accepted=1 active=0" in line
+        assert server.stop() == 0
+        assert not [line for line in server.lines if "connected from" in line]
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allow", "nonsense"], "argument --allow: not an IP address"),
+        (["--max-per-peer", "0"], "expected a number >= 1"),
+        (["--max-accept-rate", "-1"], "expected a number > 0"),
+        (["--stats-interval", "nan"], "expected a number > 0"),
+    ],
+)
+def test_cli_admission_usage_errors(args: list[str], message: str) -> None:
+    """Bad admission options exit 2 with one line."""
+    result = run_cli("serve", "--port", "0", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1

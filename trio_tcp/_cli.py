@@ -27,6 +27,7 @@ from ._cli_options import (
     add_send_options,
     add_serve_options,
     client_ssl_context,
+    print_stats,
     serve_options,
 )
 from ._client import open_connection, open_unix_connection
@@ -314,6 +315,8 @@ async def _serve_command(args: argparse.Namespace) -> None:
                 args,
             )
             _say(_listening_line(server))
+            if args.stats_interval is not None:
+                nursery.start_soon(print_stats, server, args.stats_interval)
             async for signum in signals:
                 if shutdown.started:  # a second signal: stop now
                     nursery.cancel_scope.cancel()

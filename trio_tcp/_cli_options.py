@@ -8,17 +8,25 @@ A face, like ``_cli.py``: it turns command-line arguments into the keyword argum
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import ssl
+import sys
 from typing import Any
 
+import trio
+
 from ._proxy_server import parse_networks
+from ._server import Server
 
 __all__ = [
     "OptionError",
     "add_send_options",
     "add_serve_options",
     "client_ssl_context",
+    "print_stats",
     "serve_options",
+    "stats_line",
 ]
 
 
@@ -46,6 +54,22 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ADDR_OR_CIDR",
         help="accept headers from here (repeatable; default: loopback only)",
+    )
+    admission = parser.add_argument_group("admission control and visibility")
+    admission.add_argument(
+        "--allow", action="append", metavar="ADDR_OR_CIDR", help="admit only these (repeatable)"
+    )
+    admission.add_argument(
+        "--deny", action="append", metavar="ADDR_OR_CIDR", help="refuse these (repeatable)"
+    )
+    admission.add_argument(
+        "--max-per-peer", type=_positive_int, metavar="N", help="live connections per client IP"
+    )
+    admission.add_argument(
+        "--max-accept-rate", type=_positive_float, metavar="R", help="new connections per second"
+    )
+    admission.add_argument(
+        "--stats-interval", type=_positive_float, metavar="S", help="print a stats line every S s"
     )
 
 
@@ -95,7 +119,52 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         options["trusted_proxies"] = list(args.trusted_proxy)
     if args.proxy_protocol:
         options["proxy_protocol"] = True
+    for flag in ("allow", "deny"):
+        entries = getattr(args, flag)
+        if entries is not None:
+            try:
+                parse_networks(entries)
+            except ValueError as exc:
+                raise OptionError(f"argument --{flag}: {exc}", usage=True) from None
+            options[flag] = list(entries)
+    if args.max_per_peer is not None:
+        options["max_connections_per_peer"] = args.max_per_peer
+    if args.max_accept_rate is not None:
+        options["max_accept_rate"] = args.max_accept_rate
     return options
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}")
+    return value
+
+
+def stats_line(server: Server) -> str:
+    """``stats: accepted=12 active=3 ...``: every counter of ``server.stats``, one line."""
+    fields = dataclasses.asdict(server.stats)
+    return "stats: " + " ".join(f"{name}={value}" for name, value in fields.items())
+
+
+async def print_stats(server: Server, interval: float) -> None:
+    """Print :func:`stats_line` on stderr every ``interval`` seconds, until cancelled."""
+    while True:
+        await trio.sleep(interval)
+        print(f"trio-tcp: {stats_line(server)}", file=sys.stderr, flush=True)
 
 
 def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:

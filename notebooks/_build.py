@@ -959,11 +959,287 @@ NB4: list[Cell] = [
     CLOSE,
 ]
 
+# ---------------------------------------------------------------------------------------------
+NB5: list[Cell] = [
+    md(
+        """
+        # 5 · Testing your server
+
+        A server's bugs hide in the cases a quick manual test never hits: writes that arrive
+        in odd pieces, a client that vanishes mid-message, a cancellation at an unlucky
+        moment. `trio_tcp.testing` makes those cases happen on purpose, fast and repeatably:
+
+        * **memory streams**: a connection pair, or the real server machinery over an
+          in-memory listener, with no sockets and no ports;
+        * **fault injection**: stream wrappers that re-chunk, delay, reset or end a stream;
+        * **the cancellation sweep**: cancel a handler at each of its cancellation points in
+          turn and check that nothing leaked;
+        * **pytest fixtures**, installed with trio_tcp: `tcp_server`, `memory_server` and
+          `transport_server`.
+        """
+    ),
+    SETUP,
+    md(
+        """
+        ## Two handlers to test
+
+        The protocol: the client sends lines; the server answers each line with the line in
+        capitals, in angle brackets (`hi` → `<HI>`). One handler reads lines with
+        `conn.lines()`. The other treats every chunk as one line: the bug from notebook 2,
+        which works as long as nothing splits or joins the client's writes.
+        """
+    ),
+    code(
+        """
+        from trio_tcp.testing import (
+            CheckFailedError,
+            cancellation_sweep,
+            delay,
+            eof_after,
+            memory_connection_pair,
+            rechunk,
+            reset_after,
+            serve_memory,
+        )
+
+
+        async def by_lines(conn: trio_tcp.Connection) -> None:
+            async for line in conn.lines():
+                await conn.send_all(b"<" + line.upper() + b">\\n")
+
+
+        async def by_chunks(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(b"<" + chunk.rstrip(b"\\n").upper() + b">\\n")
+
+
+        async def conversation(client: trio_tcp.Connection) -> list[bytes]:
+            replies = []
+            for word in [b"hello", b"world"]:
+                await client.send_all(word + b"\\n")
+                replies.append(await client.receive_line())
+            return replies
+        """
+    ),
+    md(
+        """
+        ## Memory streams: no sockets at all
+
+        `memory_connection_pair()` gives two joined `Connection` objects. Run the handler on
+        one end, be the client on the other. This is the fastest test there is, and it is
+        plain Trio: no ports, no operating system.
+        """
+    ),
+    code(
+        """
+        async def pair_test() -> list[bytes]:
+            client, server_side = memory_connection_pair()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(by_lines, server_side)
+                replies = await conversation(client)
+                await client.aclose()
+            return replies
+
+
+        print("memory pair:", await trio_bg.run(pair_test))
+        """
+    ),
+    md(
+        """
+        `serve_memory` runs the **real** server (`trio_tcp.serve_listeners`, with its limits,
+        error handling and shutdown) over an in-memory listener; `server.connect()` gives a
+        client. Its `wrap=` option puts a fault on the server's side of every connection:
+        `rechunk(1)` hands the handler one byte per read, `eof_after(n)` ends the stream
+        after *n* bytes, `reset_after(n)` breaks it, `delay(s)` slows every call.
+
+        Let us run both handlers under each fault and look at what the client gets.
+        """
+    ),
+    code(
+        """
+        FAULTS = {
+            "none": None,
+            "rechunk(1)": rechunk(1),
+            "rechunk(random)": rechunk(seed=5),
+            "delay(10 ms)": delay(0.01),
+            "eof_after(8)": eof_after(8),
+            "reset_after(8)": reset_after(8),
+        }
+        EXPECTED = [b"<HELLO>", b"<WORLD>"]
+
+        import logging
+
+        # The server logs each stream that ends inside a line; expected here, so keep it quiet.
+        logging.getLogger("trio_tcp").setLevel(logging.ERROR)
+
+
+        async def under_fault(handler, wrap) -> str:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(
+                    functools.partial(serve_memory, handler, wrap=wrap, grace_period=0)
+                )
+                try:
+                    with trio.fail_after(2):
+                        async with await server.connect() as client:
+                            replies = await conversation(client)
+                    outcome = "right" if replies == EXPECTED else f"WRONG {replies}"
+                except Exception as exc:
+                    outcome = f"break: {type(exc).__name__}"
+                await server.aclose()
+            return outcome
+
+
+        async def fault_table() -> dict:
+            return {
+                (handler.__name__, fault): await under_fault(handler, wrap)
+                for handler in (by_lines, by_chunks)
+                for fault, wrap in FAULTS.items()
+            }
+
+
+        table = await trio_bg.run(fault_table)
+        for (handler, fault), outcome in table.items():
+            print(f"{handler:9} {fault:16} {outcome}")
+        """
+    ),
+    md(
+        """
+        Read it as a picture: green is the right answer, grey a clean break (the stream ended
+        or was reset, and the client was told), red a **wrong answer**: the worst outcome,
+        because nothing notices it. `by_chunks` passes the plain test and the slow one, and
+        fails as soon as the bytes come in different pieces, or the stream ends in the middle
+        of a line: it answers half a line as if it were a whole one.
+        """
+    ),
+    code(
+        """
+        from matplotlib.colors import ListedColormap
+
+        handlers, faults = ["by_lines", "by_chunks"], list(FAULTS)
+        labels = ["right", "break", "WRONG"]
+        grid = [[labels.index(table[h, f].split(":")[0].split(" ")[0]) for f in faults]
+                for h in handlers]
+
+        fig, ax = plt.subplots(figsize=(9, 2.2))
+        ax.imshow(grid, cmap=ListedColormap(["#4caf50", "#bdbdbd", "#e53935"]), vmin=0, vmax=2)
+        for row, values in enumerate(grid):
+            for col, value in enumerate(values):
+                ax.text(col, row, labels[value], ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(faults)), faults, fontsize=8)
+        ax.set_yticks(range(len(handlers)), handlers)
+        ax.set_title("What the client got, per handler and fault", fontsize=10)
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## The cancellation sweep
+
+        A handler can be cancelled at any `await`: by an idle timeout, by the end of a grace
+        period, by a client going away. `cancellation_sweep(handler, client_script)` runs the
+        conversation once to count the handler's stream calls, then once more per call,
+        cancelling the handler exactly there. After each run it checks that the handler
+        ended, the stream was closed, no task was left behind, the client saw either the
+        right data or a clean break (never lost or duplicated bytes), and that the server
+        still serves the next client.
+        """
+    ),
+    code(
+        """
+        report = await trio_bg.run(cancellation_sweep, by_lines, conversation)
+        print(report)
+        print("stream calls of one run:", " ".join(report.operations))
+        for point in report.runs[:3]:
+            print(f"  point {point.index}: {point.operation:12} -> client: {point.client_outcome}")
+        """
+    ),
+    md(
+        """
+        A handler that leaves something behind is caught. This one hands work to a background
+        task (fire and forget) in a nursery that outlives the connection, a common way to
+        leak work past shutdown:
+        """
+    ),
+    code(
+        """
+        async def with_leak() -> None:
+            async with trio.open_nursery() as outside:
+
+                async def leaky(conn: trio_tcp.Connection) -> None:
+                    outside.start_soon(trio.sleep_forever)  # "log it later"
+                    await by_lines(conn)
+
+                try:
+                    await cancellation_sweep(leaky, conversation)
+                except CheckFailedError as failure:
+                    print("the sweep found:", failure)
+                outside.cancel_scope.cancel()
+
+
+        await trio_bg.run(with_leak)
+        """
+    ),
+    md(
+        """
+        ## The pytest fixtures
+
+        Installing trio_tcp registers a pytest plugin. With pytest-trio (`trio_mode = true`),
+        a test asks for `transport_server` and runs **once per transport**: in memory, in
+        lock-step memory (every send waits for its receive), over TCP on 127.0.0.1 and over a
+        Unix socket. A handler that raises fails the test. Here is a test file, run by pytest
+        in a subprocess:
+        """
+    ),
+    code(
+        """
+        import pathlib
+        import subprocess
+        import sys
+        import tempfile
+
+        TEST_FILE = '''
+        import trio_tcp
+        from trio_tcp.testing import rechunk
+
+
+        async def by_lines(conn: trio_tcp.Connection) -> None:
+            async for line in conn.lines():
+                await conn.send_all(b"<" + line.upper() + b">\\\\n")
+
+
+        async def test_shouts_on_every_transport(transport_server):
+            server = await transport_server(by_lines)
+            async with await server.connect() as client:
+                await client.send_all(b"hi\\\\n")
+                assert await client.receive_line() == b"<HI>"
+
+
+        async def test_shouts_one_byte_at_a_time(memory_server):
+            server = await memory_server(by_lines, wrap=rechunk(1))
+            async with await server.connect() as client:
+                await client.send_all(b"one\\\\ntwo\\\\n")
+                assert [await client.receive_line() for _ in "12"] == [b"<ONE>", b"<TWO>"]
+        '''
+
+        with tempfile.TemporaryDirectory() as folder:
+            pathlib.Path(folder, "test_shout.py").write_text(TEST_FILE)
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                 "-o", "trio_mode=true", "-rA", "--no-header", "--color=no", "test_shout.py"],
+                cwd=folder, capture_output=True, text=True, timeout=60,
+            )
+        print("\\n".join(line for line in result.stdout.splitlines() if line.strip()))
+        """
+    ),
+    CLOSE,
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-your-first-tcp-server.ipynb": NB1,
     "02-bytes-not-messages.ipynb": NB2,
     "03-many-clients.ipynb": NB3,
     "04-cancellation-timeouts-shutdown.ipynb": NB4,
+    "05-testing-your-server.ipynb": NB5,
 }
 
 

@@ -104,11 +104,25 @@ def check_04(out: str) -> None:
     assert "stubborn cancelled at t=0.8" in out
 
 
+def check_05(out: str) -> None:
+    assert "memory pair: [b'<HELLO>', b'<WORLD>']" in out
+    for fault in ["none", "rechunk(1)", "rechunk(random)", "delay(10 ms)"]:
+        assert re.search(rf"by_lines  {re.escape(fault)} +right", out), fault
+    assert re.search(r"by_chunks rechunk\(1\) +WRONG \[b'<H>', b'<E>'\]", out)
+    assert re.search(r"by_lines  eof_after\(8\) +break: ", out)
+    sweep = re.search(r"cancellation sweep: (\d+) points covered, no leak", out)
+    assert sweep is not None and int(sweep[1]) >= 10, out
+    assert "the sweep found: " in out and "tasks leaked" in out
+    assert "PASSED test_shout.py::test_shouts_on_every_transport[tcp]" in out
+    assert re.search(r"^5 passed in", out, re.MULTILINE)
+
+
 CHECKS = {
     "01-your-first-tcp-server.ipynb": check_01,
     "02-bytes-not-messages.ipynb": check_02,
     "03-many-clients.ipynb": check_03,
     "04-cancellation-timeouts-shutdown.ipynb": check_04,
+    "05-testing-your-server.ipynb": check_05,
 }
 
 

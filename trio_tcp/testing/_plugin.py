@@ -15,7 +15,7 @@ Installing trio_tcp makes these fixtures available to every test (they need pyte
     asks for it runs once per transport (``memory``, ``lockstep``, ``tcp``, ``unix``), or
     only over those listed by ``@pytest.mark.transports("memory", "tcp")``.
 
-A handler that raises fails the test at teardown (as ``ERROR at teardown``, with the
+A handler that raises fails the test at teardown (with the
 handler's traceback) -- the errors the server counts as ``failed``; a reset peer or a
 protocol error is a connection's normal end, not a bug. Pass
 ``allow_handler_errors=True`` to the factory when the test expects them.

@@ -1234,12 +1234,216 @@ NB5: list[Cell] = [
     CLOSE,
 ]
 
+# ---------------------------------------------------------------------------------------------
+NB6: list[Cell] = [
+    md(
+        """
+        # 6 · How fast is it?
+
+        Measured here, on your machine, in a few seconds: an **echo server** (send bytes back
+        as they come) written three ways, each the version a user would write:
+
+        * **trio_tcp**: `trio_tcp.serve`, `async for chunk in conn` + `send_all`;
+        * **plain Trio**: `trio.serve_tcp`, the same loop on a `SocketStream`;
+        * **asyncio**: `asyncio.start_server`, `read(65536)` + `write` + `drain`.
+
+        Two figures for each: **round trips per second** (send 64 bytes, wait for them to
+        come back, repeat: this is latency-bound) and **throughput** (push 32 MiB through the
+        echo as fast as it goes).
+
+        Be careful with what these numbers mean. Here the client is Python too, in a thread
+        of the same process, so client and server share one interpreter lock: the figures
+        compare the servers *with each other* under identical conditions, they are not what
+        a server can do. For that, `python bench/run.py` runs each server in its own process
+        against a load generator written in C (`make bench`; `--quick` takes about 30 s).
+        """
+    ),
+    SETUP,
+    md(
+        """
+        ## The three servers
+
+        The Trio ones run in the background Trio thread. The asyncio one runs on the
+        notebook kernel's own asyncio loop, which is idle whenever a cell is waiting, so it
+        serves while the measuring cells run.
+        """
+    ),
+    code(
+        """
+        import asyncio
+
+
+        async def trio_tcp_echo(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(chunk)
+
+
+        async def trio_echo(stream: trio.SocketStream) -> None:
+            async for chunk in stream:
+                await stream.send_all(chunk)
+
+
+        async def asyncio_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+
+
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, trio_tcp_echo, 0))
+        listeners = await trio_bg.start(
+            functools.partial(trio.serve_tcp, trio_echo, 0, host="127.0.0.1")
+        )
+        aio_server = await asyncio.start_server(asyncio_echo, "127.0.0.1", 0)
+        PORTS = {
+            "trio_tcp": server.port,
+            "plain Trio": listeners[0].socket.getsockname()[1],
+            "asyncio": aio_server.sockets[0].getsockname()[1],
+        }
+        """
+    ),
+    md(
+        """
+        ## The client
+
+        Plain blocking sockets in a worker thread (`asyncio.to_thread`), the same code for all
+        three servers. `TCP_NODELAY` is on so that small messages go out at once.
+        """
+    ),
+    code(
+        """
+        import socket
+        import threading
+        import time
+
+        SECONDS = 0.5  # per server and figure
+        MESSAGE = bytes(range(64))
+        BULK = 32 * 1024 * 1024
+
+
+        def connect(port: int) -> socket.socket:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+
+
+        def round_trips(port: int) -> list[float]:
+            # One 64-byte message at a time; returns each round trip's duration in seconds.
+            latencies = []
+            with connect(port) as sock:
+                end = time.perf_counter() + SECONDS
+                while (start := time.perf_counter()) < end:
+                    sock.sendall(MESSAGE)
+                    got = b""
+                    while len(got) < len(MESSAGE):
+                        got += sock.recv(65536)
+                    assert got == MESSAGE
+                    latencies.append(time.perf_counter() - start)
+            return latencies
+
+
+        def throughput(port: int) -> float:
+            # Pushes BULK bytes through the echo (a second thread reads); returns bytes/s.
+            with connect(port) as sock:
+                received = 0
+
+                def read_back() -> None:
+                    nonlocal received
+                    while received < BULK:
+                        data = sock.recv(1 << 20)
+                        if not data:
+                            break
+                        received += len(data)
+
+                reader = threading.Thread(target=read_back)
+                start = time.perf_counter()
+                reader.start()
+                block = bytes(1 << 16)
+                for _ in range(BULK // len(block)):
+                    sock.sendall(block)
+                reader.join()
+                assert received == BULK
+                return BULK / (time.perf_counter() - start)
+        """
+    ),
+    md("## Measure"),
+    code(
+        """
+        results = {}
+        for name, port in PORTS.items():
+            latencies = await asyncio.to_thread(round_trips, port)
+            rate = await asyncio.to_thread(throughput, port)
+            results[name] = {"latencies": latencies, "rt/s": len(latencies) / SECONDS,
+                             "MB/s": rate / 1e6}
+
+        base = results["plain Trio"]
+        header = ["round trips/s", "vs Trio", "throughput", "vs Trio"]
+        print(f"{'server':11} {header[0]:>14} {header[1]:>8} {header[2]:>14} {header[3]:>8}")
+        for name, r in results.items():
+            print(f"{name:11} {r['rt/s']:14,.0f} {r['rt/s'] / base['rt/s']:8.2f} "
+                  f"{r['MB/s']:10,.0f} MB/s {r['MB/s'] / base['MB/s']:8.2f}")
+        """
+    ),
+    md(
+        """
+        ## As pictures
+
+        Left: the two figures side by side (higher is better). Right: how long each round
+        trip took, as a cumulative distribution: a curve further left is faster, and its
+        right-hand tail shows the occasional slow round trip.
+        """
+    ),
+    code(
+        """
+        names = list(results)
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        for ax, key, title in [(axes[0], "rt/s", "round trips per second"),
+                               (axes[1], "MB/s", "throughput, MB/s")]:
+            values = [results[n][key] for n in names]
+            bars = ax.bar(names, values, color=["C0", "C1", "C2"])
+            ax.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=8)
+            ax.set_title(title, fontsize=10)
+        for i, name in enumerate(names):
+            latencies = sorted(t * 1e6 for t in results[name]["latencies"])
+            share = [(k + 1) / len(latencies) for k in range(len(latencies))]
+            axes[2].plot(latencies, share, color=f"C{i}", label=name)
+        axes[2].set_xscale("log")
+        axes[2].set_xlabel("round trip, microseconds")
+        axes[2].set_ylabel("share of round trips")
+        axes[2].legend(fontsize=8)
+        axes[2].set_title("round-trip latency", fontsize=10)
+        fig.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        How to read them: the "vs Trio" columns are ratios to plain Trio measured in the same
+        minute, which is the fair comparison here. Run the cell again and every figure moves,
+        sometimes by tens of percent, and even the order can change: two cores shared by a
+        Python client and a Python server are a noisy instrument. That noise is why
+        `bench/run.py` runs longer, pins processes to cores and reports CPU time per request.
+        """
+    ),
+    code(
+        """
+        aio_server.close()
+        await aio_server.wait_closed()
+        trio_bg.close()
+        print("background run closed:", trio_bg.closed)
+        """
+    ),
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-your-first-tcp-server.ipynb": NB1,
     "02-bytes-not-messages.ipynb": NB2,
     "03-many-clients.ipynb": NB3,
     "04-cancellation-timeouts-shutdown.ipynb": NB4,
     "05-testing-your-server.ipynb": NB5,
+    "06-how-fast-is-it.ipynb": NB6,
 }
 
 

@@ -117,12 +117,23 @@ def check_05(out: str) -> None:
     assert re.search(r"^5 passed in", out, re.MULTILINE)
 
 
+def check_06(out: str) -> None:
+    rows = re.findall(
+        r"^(trio_tcp|plain Trio|asyncio) +([\d,]+) +([\d.]+) +([\d,]+) MB/s", out, re.M
+    )
+    assert [row[0] for row in rows] == ["trio_tcp", "plain Trio", "asyncio"], out
+    for _, round_trips, _, megabytes in rows:
+        assert int(round_trips.replace(",", "")) > 0 and int(megabytes.replace(",", "")) > 0
+    assert "background run closed: True" in out
+
+
 CHECKS = {
     "01-your-first-tcp-server.ipynb": check_01,
     "02-bytes-not-messages.ipynb": check_02,
     "03-many-clients.ipynb": check_03,
     "04-cancellation-timeouts-shutdown.ipynb": check_04,
     "05-testing-your-server.ipynb": check_05,
+    "06-how-fast-is-it.ipynb": check_06,
 }
 
 

@@ -145,6 +145,17 @@ class CountingReceiveBuffer(ReceiveBuffer):
         super().__init__()
         self._data = self.counter = CountingBytearray()
 
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append into the counting bytearray (the buffer's own append mode, always)."""
+        counter = self.counter
+        if self._data is not counter:  # everything was consumed and the storage dropped
+            counter.clear()
+        elif self._pos:
+            del counter[: self._pos]
+        self._pos = 0
+        counter += data
+        self._data = counter
+
     def __bytes__(self) -> bytes:
         """A copy of the unread bytes, counted as work."""
         self.counter.work += len(self)

@@ -35,8 +35,9 @@ from __future__ import annotations
 import errno
 import functools
 import itertools
+import math
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final, TypeAlias, TypeVar
 
 import trio
@@ -92,9 +93,48 @@ def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
 
 
 @functools.lru_cache(maxsize=32)
+def _make_line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
+    return LineFramer(delimiter, max_line_length=max_length, keep_ends=keep_ends)
+
+
+_DEFAULT_LINE_FRAMER: Final = _make_line_framer(b"\n", DEFAULT_MAX_LINE_LENGTH, False)
+
+
 def _line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
     """The framer behind ``receive_line``; parse() keeps no state, so one can be shared."""
-    return LineFramer(delimiter, max_line_length=max_length, keep_ends=keep_ends)
+    if max_length == DEFAULT_MAX_LINE_LENGTH and delimiter == b"\n" and not keep_ends:
+        return _DEFAULT_LINE_FRAMER
+    return _make_line_framer(delimiter, max_length, keep_ends)
+
+
+def _cancel_probe() -> Callable[[], bool]:
+    """A function telling whether the calling task's scope is cancelled, made cheap.
+
+    ``trio.lowlevel.checkpoint_if_cancelled()`` costs a coroutine per call (about 0.5 us),
+    which is as much as parsing a line. The hot paths ask this probe instead and only then
+    await a real checkpoint, which raises ``Cancelled``: the same rule, a third of the cost.
+    The probe reads the field ``checkpoint_if_cancelled`` itself reads (private to Trio, so
+    it is looked up once here, with Trio's public equivalent as the fallback).
+    """
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT as run_context
+
+        run_context.__class__  # noqa: B018 - the import is what may fail
+        assert hasattr(trio.CancelScope, "_cancel_status")
+    except (ImportError, AssertionError):  # pragma: no cover - a future Trio moved it
+
+        def public_probe() -> bool:
+            return trio.current_effective_deadline() == -math.inf
+
+        return public_probe
+
+    def probe() -> bool:
+        return run_context.task._cancel_status.effectively_cancelled
+
+    return probe
+
+
+_cancel_requested: Final = _cancel_probe()
 
 
 def _format_address(raw: object) -> Address:
@@ -316,7 +356,8 @@ class Connection(trio.abc.HalfCloseableStream):
 
     async def _recv_fast(self, sock: socket.socket, max_bytes: int) -> bytes:
         """``recv`` straight on the socket; the caller holds the receive flag."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if _cancel_requested():
+            await trio.lowlevel.checkpoint()
         try:
             if self._short_read:
                 # The last read drained the kernel buffer: a recv now would most likely
@@ -353,7 +394,8 @@ class Connection(trio.abc.HalfCloseableStream):
         assert isinstance(self.stream, trio.SocketStream)
         if self.stream.socket.did_shutdown_SHUT_WR:
             raise trio.ClosedResourceError("can't send data after sending EOF")
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if _cancel_requested():
+            await trio.lowlevel.checkpoint()
         self._sending = True
         try:
             with memoryview(data) as view:
@@ -455,7 +497,8 @@ class Connection(trio.abc.HalfCloseableStream):
         self._check_receive()
         buffer = self._ensure_buffer()
         if len(buffer) >= size:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            if _cancel_requested():
+                await trio.lowlevel.checkpoint()
             return buffer.extract(size)
         while len(buffer) < size:
             if not await self._fill(buffer):
@@ -488,7 +531,8 @@ class Connection(trio.abc.HalfCloseableStream):
         buffer = self._ensure_buffer()
         # Check for cancellation *before* taking bytes out: a read cancelled here must leave
         # the delimited bytes in the buffer, not drop them on the floor.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if _cancel_requested():
+            await trio.lowlevel.checkpoint()
         found = buffer.extract_until(delimiter, max_bytes=max_bytes)
         while found is None:
             if not await self._fill(buffer):
@@ -526,13 +570,18 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Cancellation: the bytes received so far stay buffered for the next read.
         """
-        framer = _line_framer(delimiter, max_length, keep_ends)
-        self._check_receive()
+        if max_length == DEFAULT_MAX_LINE_LENGTH and delimiter == b"\n" and not keep_ends:
+            framer = _DEFAULT_LINE_FRAMER
+        else:
+            framer = _line_framer(delimiter, max_length, keep_ends)
+        if self._closed or self._receiving:
+            self._check_receive()
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = ReceiveBuffer()
         # Cancellation is checked before any byte is taken out (a cancelled read loses nothing).
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if _cancel_requested():
+            await trio.lowlevel.checkpoint()
         line = framer.parse(buffer)
         while line is None:
             if not await self._fill(buffer):
@@ -569,7 +618,8 @@ class Connection(trio.abc.HalfCloseableStream):
         buffer = self._ensure_buffer()
         # Cancellation is checked before the framer takes bytes out (a cancelled read loses
         # nothing).
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if _cancel_requested():
+            await trio.lowlevel.checkpoint()
         frame = framer.parse(buffer)
         if frame is not None:
             return frame
@@ -633,8 +683,14 @@ class _LineIterator(AsyncIterator[bytes]):
         # cancellation check *before* taking bytes out, parse) without its extra coroutine.
         conn = self._conn
         buffer = conn._buffer
-        if buffer and not conn._closed and not conn._receiving:
-            await trio.lowlevel.checkpoint_if_cancelled()
+        if (
+            buffer is not None
+            and buffer._pos < len(buffer._data)
+            and not conn._closed
+            and not conn._receiving
+        ):
+            if _cancel_requested():
+                await trio.lowlevel.checkpoint()
             line = self._framer.parse(buffer)
             if line is not None:
                 return line

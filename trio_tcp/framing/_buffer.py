@@ -8,8 +8,12 @@ Precedent: h11's ``_receivebuffer.py``. Two rules shape it:
   buffer remembers where the last search for a delimiter stopped and resumes there, so feeding
   1 MiB one byte at a time and searching after each byte costs O(1 MiB), not O(1 MiB²).
 
-Deleting a prefix of a ``bytearray`` is amortised O(1) in CPython since 3.4 (bpo-19087: it
-moves a start pointer instead of copying), which is why h11's offset bookkeeping is not needed.
+Storage: ``_data[_pos:]`` are the unread bytes. While whole chunks flow through (the usual
+case: each network read holds many frames, or a frame's tail plus the next ones), ``_data``
+is the received ``bytes`` object itself and a frame costs one slice copy, with no deletion
+(asyncio's ``readuntil`` pays a copy, a delete and a second copy). While one frame grows
+across many reads smaller than itself, ``_data`` is a ``bytearray`` and appends are amortised
+O(1). Either way every byte is copied a bounded number of times, so feeding stays linear.
 """
 
 from __future__ import annotations
@@ -34,34 +38,59 @@ class ReceiveBuffer:
       data: initial contents (copied).
     """
 
-    __slots__ = ("_data", "_search_delimiter", "_search_start")
+    __slots__ = ("_data", "_pos", "_search_delimiter", "_search_start")
 
     def __init__(self, data: bytes | bytearray | memoryview = b"") -> None:
-        self._data = bytearray(data)
-        # No occurrence of _search_delimiter starts before _search_start.
+        self._data: bytes | bytearray = bytes(data)
+        self._pos = 0  # _data[:_pos] is already consumed
+        # No occurrence of _search_delimiter starts before _pos + _search_start.
         self._search_delimiter = b""
         self._search_start = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` (any bytes-like object) to the end of the buffer."""
-        self._data += data
+        if not data:
+            return
+        buf = self._data
+        pos = self._pos
+        unread = len(buf) - pos
+        if not unread:
+            self._data = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+        elif unread <= len(data):
+            # Copy the short tail once, together with the new chunk: at most 2x its size.
+            with memoryview(buf) as view:
+                self._data = b"".join((view[pos:], data))
+            self._pos = 0
+        elif isinstance(buf, bytearray):
+            if pos:
+                del buf[:pos]  # amortised O(1): CPython moves the start (bpo-19087)
+                self._pos = 0
+            buf += data
+        else:
+            # A frame is outgrowing the reads that deliver it: switch to appending.
+            with memoryview(buf) as view:
+                grown = bytearray(view[pos:])
+            grown += data
+            self._data = grown
+            self._pos = 0
 
     def __len__(self) -> int:
         """The number of unread bytes."""
-        return len(self._data)
+        return len(self._data) - self._pos
 
     def __bool__(self) -> bool:
         """True if any unread bytes are buffered."""
-        return bool(self._data)
+        return len(self._data) > self._pos
 
     def __bytes__(self) -> bytes:
         """A copy of the unread bytes (the buffer is not changed)."""
-        return bytes(self._data)
+        return bytes(self._data[self._pos :])
 
     def __repr__(self) -> str:
-        head = bytes(self._data[:_QUOTE_BYTES])
-        more = "..." if len(self._data) > _QUOTE_BYTES else ""
-        return f"<ReceiveBuffer {len(self._data)} bytes: {head!r}{more}>"
+        head = self[:_QUOTE_BYTES]
+        more = "..." if len(self) > _QUOTE_BYTES else ""
+        return f"<ReceiveBuffer {len(self)} bytes: {head!r}{more}>"
 
     @overload
     def __getitem__(self, index: int) -> int: ...
@@ -73,9 +102,22 @@ class ReceiveBuffer:
         Raises:
           IndexError: an integer index is out of range.
         """
+        pos = self._pos
+        size = len(self._data) - pos
         if isinstance(index, slice):
-            return bytes(self._data[index])
-        return self._data[index]
+            start, stop, step = index.indices(size)
+            return bytes(self._data[pos + start : pos + stop : step])
+        if not -size <= index < size:
+            raise IndexError("ReceiveBuffer index out of range")
+        return self._data[pos + index if index >= 0 else pos + size + index]
+
+    def _consume(self, end: int) -> None:
+        """Mark ``_data[:end]`` consumed; drop the storage once everything is."""
+        if end >= len(self._data):
+            self._data = b""
+            self._pos = 0
+        else:
+            self._pos = end
 
     def extract(self, count: int) -> bytes:
         """Remove and return the first ``count`` bytes.
@@ -84,21 +126,25 @@ class ReceiveBuffer:
           ValueError: ``count`` is negative or more than ``len(self)``.
         """
         data = self._data
-        if not 0 <= count <= len(data):
-            raise ValueError(f"cannot extract {count} bytes from a buffer of {len(data)}")
-        out = data[:count]
-        del data[:count]
+        pos = self._pos
+        if not 0 <= count <= len(data) - pos:
+            raise ValueError(f"cannot extract {count} bytes from a buffer of {len(self)}")
+        end = pos + count
+        out = data[pos:end]
+        self._consume(end)
         # Bytes already searched stay searched: only shift the remembered position.
         remaining = self._search_start - count
         self._search_start = remaining if remaining > 0 else 0
-        return bytes(out)
+        return out if type(out) is bytes else bytes(out)
 
     def extract_all(self) -> bytes:
         """Remove and return every buffered byte (``b""`` if empty)."""
-        out = bytes(self._data)
-        self._data.clear()
+        data = self._data
+        out = data[self._pos :] if self._pos else data
+        self._data = b""
+        self._pos = 0
         self._search_start = 0
-        return out
+        return out if type(out) is bytes else bytes(out)
 
     def _extract_frame(self, frame_size: int, total: int) -> bytes:
         """Remove ``total`` bytes and return the first ``frame_size`` of them, copied once.
@@ -107,10 +153,16 @@ class ReceiveBuffer:
         :meth:`_find_delimiter`, so no bounds check is needed and the search state resets.
         """
         data = self._data
-        out = data[:frame_size]
-        del data[:total]
+        pos = self._pos
+        out = data[pos : pos + frame_size]
+        end = pos + total
+        if end >= len(data):
+            self._data = b""
+            self._pos = 0
+        else:
+            self._pos = end
         self._search_start = 0
-        return bytes(out)
+        return out if type(out) is bytes else bytes(out)
 
     def _find_delimiter(
         self, delimiter: bytes, max_bytes: int, error: type[FrameTooLargeError]
@@ -123,28 +175,30 @@ class ReceiveBuffer:
         may still fit.
         """
         data = self._data
+        pos = self._pos
         start = self._search_start if delimiter == self._search_delimiter else 0
         # A delimiter starting after max_bytes ends a frame over the limit: never scan past it,
         # so a huge buffer with a far-away delimiter costs O(max_bytes), not O(buffer).
         window_end = max_bytes + len(delimiter)
-        index = data.find(delimiter, start, window_end)
+        index = data.find(delimiter, pos + start, pos + window_end)
         if index != -1:
-            return index
-        if len(data) < window_end:
+            return index - pos
+        unread = len(data) - pos
+        if unread < window_end:
             # A delimiter may still start in the last len(delimiter) - 1 bytes.
             self._search_delimiter = delimiter
-            resume = len(data) - len(delimiter) + 1
+            resume = unread - len(delimiter) + 1
             self._search_start = resume if resume > 0 else 0
             return None
         # Error path: say how long the frame really is when the delimiter is further on.
         # The search state is left alone, so the buffer is exactly as it was.
-        found = data.find(delimiter, max_bytes + 1)
-        frame_size = len(data) if found == -1 else found
+        found = data.find(delimiter, pos + max_bytes + 1)
+        frame_size = unread if found == -1 else found - pos
         where = f"{delimiter!r} after" if found != -1 else f"no {delimiter!r} in"
         what = "line" if issubclass(error, LineTooLongError) else "frame"
         raise error(
             f"{what} exceeds the limit of {max_bytes} bytes: {where} {frame_size} bytes, "
-            f"starting {bytes(data[:_QUOTE_BYTES])!r}",
+            f"starting {self[:_QUOTE_BYTES]!r}",
             limit=max_bytes,
             size=frame_size,
         )

@@ -70,16 +70,52 @@ class LineFramer(Framer[bytes]):
           LineTooLongError: the line is longer than ``max_line_length``, or that many bytes
             (plus room for the ending) arrived without a delimiter. ``buffer`` is unchanged.
         """
+        delimiter = self.delimiter
+        data = buffer._data
+        pos = buffer._pos
+        # The common case inline (a line is buffered, well within the limit): one find and
+        # one slice, no further calls. Anything else takes the general path below.
+        start = pos + buffer._search_start if buffer._search_delimiter == delimiter else pos
+        window = self._max_bytes + self._delimiter_size
+        index = data.find(delimiter, start, pos + window)
+        if index == -1:
+            unread = len(data) - pos
+            if unread < window:
+                # Not here yet: remember where to resume (a delimiter may still start in
+                # the last len(delimiter) - 1 bytes), so the next search is not a rescan.
+                buffer._search_delimiter = delimiter
+                resume = unread - self._delimiter_size + 1
+                buffer._search_start = resume if resume > 0 else 0
+                return None
+        else:
+            end = index + self._delimiter_size
+            if not self.keep_ends:
+                if self._strip_cr and index > pos and data[index - 1] == 0x0D:
+                    index -= 1
+                if index - pos <= self.max_line_length:
+                    line = data[pos:index]
+                    if end >= len(data):
+                        buffer._data = b""
+                        buffer._pos = 0
+                    else:
+                        buffer._pos = end
+                    buffer._search_start = 0
+                    return line if type(line) is bytes else bytes(line)
         try:
-            index = buffer._find_delimiter(self.delimiter, self._max_bytes, LineTooLongError)
+            found = buffer._find_delimiter(delimiter, self._max_bytes, LineTooLongError)
         except LineTooLongError as exc:
             # Report the limit the caller set, not the one widened for a b"\r".
             raise self._too_long(buffer, exc.size) from None
-        if index is None:
+        if found is None:
             return None
+        index = found
         total = index + self._delimiter_size
         # The line's length without its ending: the b"\r" of a b"\r\n" does not count.
-        size = index - 1 if self._strip_cr and index and buffer._data[index - 1] == 0x0D else index
+        size = (
+            index - 1
+            if self._strip_cr and index and buffer._data[buffer._pos + index - 1] == 0x0D
+            else index
+        )
         if size > self.max_line_length:
             raise self._too_long(buffer, index)
         return buffer._extract_frame(total if self.keep_ends else size, total)

@@ -54,6 +54,8 @@ class LineFramer(Framer[bytes]):
         self._delimiter_size = len(delimiter)
         self._strip_cr = delimiter == b"\n"
         self._max_bytes = max_line_length + 1 if self._strip_cr else max_line_length
+        # Bytes a delimiter search may look at: past them the line is certainly too long.
+        self._window = self._max_bytes + self._delimiter_size
 
     def __repr__(self) -> str:
         return (
@@ -75,32 +77,33 @@ class LineFramer(Framer[bytes]):
         pos = buffer._pos
         # The common case inline (a line is buffered, well within the limit): one find and
         # one slice, no further calls. Anything else takes the general path below.
-        start = pos + buffer._search_start if buffer._search_delimiter == delimiter else pos
-        window = self._max_bytes + self._delimiter_size
-        index = data.find(delimiter, start, pos + window)
+        resume = buffer._search_start
+        if resume and buffer._search_delimiter == delimiter:
+            index = data.find(delimiter, pos + resume, pos + self._window)
+        else:
+            index = data.find(delimiter, pos, pos + self._window)
         if index == -1:
             unread = len(data) - pos
-            if unread < window:
+            if unread < self._window:
                 # Not here yet: remember where to resume (a delimiter may still start in
                 # the last len(delimiter) - 1 bytes), so the next search is not a rescan.
                 buffer._search_delimiter = delimiter
                 resume = unread - self._delimiter_size + 1
                 buffer._search_start = resume if resume > 0 else 0
                 return None
-        else:
+        elif not self.keep_ends:
             end = index + self._delimiter_size
-            if not self.keep_ends:
-                if self._strip_cr and index > pos and data[index - 1] == 0x0D:
-                    index -= 1
-                if index - pos <= self.max_line_length:
-                    line = data[pos:index]
-                    if end >= len(data):
-                        buffer._data = b""
-                        buffer._pos = 0
-                    else:
-                        buffer._pos = end
-                    buffer._search_start = 0
-                    return line if type(line) is bytes else bytes(line)
+            if self._strip_cr and index > pos and data[index - 1] == 0x0D:
+                index -= 1
+            if index - pos <= self.max_line_length:
+                line = data[pos:index]
+                if end >= len(data):
+                    buffer._data = b""
+                    buffer._pos = 0
+                else:
+                    buffer._pos = end
+                buffer._search_start = 0
+                return line if type(line) is bytes else bytes(line)
         try:
             found = buffer._find_delimiter(delimiter, self._max_bytes, LineTooLongError)
         except LineTooLongError as exc:

@@ -38,7 +38,7 @@ class ServeProcess:
         except BaseException:
             self.kill()
             raise
-        self.port = int(first.rsplit(":", 1)[1])
+        self.port = int(first.split()[2].rsplit(":", 1)[1])  # "listening on HOST:PORT ..."
 
     def _collect(self, stream: object, sink: list[str]) -> None:
         for line in stream:  # type: ignore[attr-defined]

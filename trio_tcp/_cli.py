@@ -35,6 +35,7 @@ from ._connection import Connection, format_address
 from ._exceptions import EndOfStream, IncompleteFrameError, LineTooLongError
 from ._format import format_buffer
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
+from ._workers import run_workers
 from .framing import DEFAULT_MAX_LINE_LENGTH
 
 __all__ = ["main"]
@@ -305,6 +306,12 @@ def _listening_line(server: Server) -> str:
 
 
 async def _serve_command(args: argparse.Namespace) -> None:
+    if args.workers > 1 and args.worker_index is None:
+        try:
+            await run_workers(args)
+        except OptionError as exc:
+            raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
+        return
     shutdown = Shutdown()
     handler = make_mode(args.mode, shutdown, max_line_length=args.max_line_length)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -546,6 +553,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     prog = "trio-tcp"
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for `serve --workers`
         _configure_logging(getattr(args, "verbose", 0))
         try:
             trio.run(_COMMANDS[args.command], args)

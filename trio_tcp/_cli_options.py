@@ -68,6 +68,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     admission.add_argument(
         "--max-accept-rate", type=_positive_float, metavar="R", help="new connections per second"
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N processes sharing the port with SO_REUSEPORT (default 1)",
+    )
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     admission.add_argument(
         "--stats-interval", type=_positive_float, metavar="S", help="print a stats line every S s"
     )
@@ -131,6 +139,8 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         options["max_connections_per_peer"] = args.max_per_peer
     if args.max_accept_rate is not None:
         options["max_accept_rate"] = args.max_accept_rate
+    if args.worker_index is not None:  # one of `--workers N`: share the port
+        options["reuse_port"] = True
     return options
 
 

@@ -515,3 +515,57 @@ async def test_bad_options_are_value_errors(options: dict[str, Any]) -> None:
     """An out-of-range option raises ValueError and leaves no socket open."""
     with trio.fail_after(GUARD), pytest.raises(ValueError):
         await trio_tcp.serve(echo, 0, **options)
+
+
+# --------------------------------------------------------------------- on every transport
+# The same behaviours through trio_tcp.testing's `transport_server` fixture: each test runs
+# over memory, lockstep, loopback TCP and a Unix socket, one code path (serve_listeners).
+
+
+async def test_echo_on_every_transport(transport_server: Any) -> None:
+    """Bytes come back exactly, whatever carries them."""
+    server = await transport_server(echo)
+    payload = bytes(range(256)) * 64
+    with trio.fail_after(GUARD):
+        async with await server.connect() as conn, trio.open_nursery() as nursery:
+
+            async def send() -> None:
+                await conn.send_all(payload)
+                await conn.send_eof()
+
+            nursery.start_soon(send)
+            assert await read_all(conn) == payload
+
+
+async def test_crash_isolated_on_every_transport(transport_server: Any) -> None:
+    """A crashing handler closes only its connection, on every transport."""
+
+    async def handler(conn: Connection) -> None:
+        if await conn.receive_exactly(1) == b"!":
+            raise RuntimeError("boom")
+        await echo(conn)
+
+    server = await transport_server(handler, allow_handler_errors=True)
+    with trio.fail_after(GUARD):
+        async with await server.connect() as good, await server.connect() as bad:
+            await bad.send_all(b"!")
+            assert await bad.receive_some() == b""
+            await good.send_all(b".ok")
+            assert await good.receive_exactly(2) == b"ok"
+        assert server.stats.failed == 1
+
+
+async def test_graceful_shutdown_on_every_transport(transport_server: Any) -> None:
+    """close() lets a handler that watches conn.closing say goodbye, on every transport."""
+
+    async def polite(conn: Connection) -> None:
+        await conn.closing.wait()
+        await conn.send_all(b"bye")
+
+    server = await transport_server(polite)
+    with trio.fail_after(GUARD):
+        async with await server.connect() as conn:
+            await trio.testing.wait_all_tasks_blocked()
+            server.close()
+            assert await read_all(conn) == b"bye"
+        await server.wait_closed()

@@ -14,7 +14,7 @@ from _chunking import (
     parse_chunks,
     split_at,
 )
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from trio_tcp.framing import (
@@ -219,6 +219,7 @@ NETSTRINGISH = st.lists(
 
 
 @given(wire=st.one_of(NETSTRINGISH, st.binary(max_size=40)), cuts=st.lists(st.integers(0, 40)))
+@example(wire=b"20,", cuts=[2])  # over the limit at byte 2, a bad byte at 3: the earlier wins
 def test_any_bytes_give_frames_or_a_named_error(wire: bytes, cuts: list[int]) -> None:
     """Any input yields netstrings or a named RemoteProtocolError, the same in any split."""
 

@@ -20,13 +20,6 @@ from trio_tcp.testing import (
 from trio_tcp.testing._plugin import ServerFactory
 
 
-def test_public_surface_is_all() -> None:
-    """Every name in trio_tcp.testing.__all__ exists, and no public name is missing from it."""
-    public = {name for name in vars(trio_tcp.testing) if not name.startswith("_")}
-    public -= {"annotations"}
-    assert set(trio_tcp.testing.__all__) == public
-
-
 async def _memory_pair() -> tuple[Connection, Connection]:
     return memory_connection_pair()
 

@@ -49,20 +49,12 @@ class NetstringFramer(Framer[bytes]):
     def _header(self, buffer: ReceiveBuffer) -> tuple[int, int] | None:
         """Validate the buffered header: (length, header size with the colon), or None."""
         head = buffer[: self._max_digits + 1]
-        colon = head.find(b":")
-        digits = head if colon == -1 else head[:colon]
-        if digits and not digits.isdigit():
-            bad = next(i for i, byte in enumerate(digits) if not 0x30 <= byte <= 0x39)
-            raise MalformedFrameError(
-                f"netstring length must be ASCII digits, got {digits[bad : bad + 1]!r} "
-                f"at offset {bad} in {buffer[:_QUOTE_BYTES]!r}",
-                data=buffer[:_QUOTE_BYTES],
-            )
-        if colon == 0:
-            raise MalformedFrameError(
-                f"netstring has no length before b':': {buffer[:_QUOTE_BYTES]!r}",
-                data=buffer[:_QUOTE_BYTES],
-            )
+        # Judge the header left to right, so the error does not depend on how the bytes were
+        # chunked: whatever is wrong earliest in the stream is what gets reported.
+        end = 0
+        while end < len(head) and 0x30 <= head[end] <= 0x39:
+            end += 1
+        digits = head[:end]
         if len(digits) > 1 and digits[0] == 0x30:
             raise MalformedFrameError(
                 f"netstring length has a leading zero: {buffer[:_QUOTE_BYTES]!r}",
@@ -72,15 +64,27 @@ class NetstringFramer(Framer[bytes]):
         # many with a larger value): fail now, before the colon or the body arrive.
         if digits and int(digits) > self.max_frame_size:
             size = int(digits)
+            more = "at least " if end == len(head) else ""
             raise FrameTooLargeError(
-                f"netstring announces {'at least ' if colon == -1 else ''}{size} bytes, over "
+                f"netstring announces {more}{size} bytes, over "
                 f"max_frame_size={self.max_frame_size}: {buffer[:_QUOTE_BYTES]!r}",
                 limit=self.max_frame_size,
                 size=size,
             )
-        if colon == -1:
-            return None
-        return int(digits), colon + 1
+        if end == len(head):
+            return None  # only digits so far: the colon has not arrived yet
+        if head[end] != 0x3A:
+            raise MalformedFrameError(
+                f"netstring length must be ASCII digits, got {head[end : end + 1]!r} "
+                f"at offset {end} in {buffer[:_QUOTE_BYTES]!r}",
+                data=buffer[:_QUOTE_BYTES],
+            )
+        if end == 0:
+            raise MalformedFrameError(
+                f"netstring has no length before b':': {buffer[:_QUOTE_BYTES]!r}",
+                data=buffer[:_QUOTE_BYTES],
+            )
+        return int(digits), end + 1
 
     def parse(self, buffer: ReceiveBuffer) -> bytes | None:
         """Remove the first complete netstring from ``buffer`` and return its body.

@@ -41,7 +41,8 @@ async def open_connection(
       ConnectTimeoutError: ``connect_timeout`` passed (also a ``TimeoutError``).
       OSError: the connection failed (``ConnectionRefusedError``: nothing listens there).
       socket.gaierror: ``host`` cannot be resolved.
-      ssl.SSLError: the TLS handshake failed (a bad certificate, say).
+      trio.BrokenResourceError: the TLS handshake failed; its ``__cause__`` is the
+        ``ssl.SSLError`` (``SSLCertVerificationError`` for a bad certificate, say).
 
     Cancellation: a cancelled call leaves nothing open.
     """

@@ -27,6 +27,7 @@ from ._cli_options import (
     add_send_options,
     add_serve_options,
     client_ssl_context,
+    positive_int,
     print_stats,
     serve_options,
 )
@@ -180,16 +181,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -243,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--max-line-length",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_LINE_LENGTH,
         metavar="N",
         help=f"lines modes: close a peer whose line exceeds N bytes "
@@ -251,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help=f"default {DEFAULT_MAX_CONNECTIONS}",

@@ -24,6 +24,7 @@ __all__ = [
     "add_send_options",
     "add_serve_options",
     "client_ssl_context",
+    "positive_int",
     "print_stats",
     "serve_options",
     "stats_line",
@@ -63,14 +64,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--deny", action="append", metavar="ADDR_OR_CIDR", help="refuse these (repeatable)"
     )
     admission.add_argument(
-        "--max-per-peer", type=_positive_int, metavar="N", help="live connections per client IP"
+        "--max-per-peer", type=positive_int, metavar="N", help="live connections per client IP"
     )
     admission.add_argument(
         "--max-accept-rate", type=_positive_float, metavar="R", help="new connections per second"
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="run N processes sharing the port with SO_REUSEPORT (default 1)",
@@ -144,7 +145,8 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
     try:
         value = int(text)
     except ValueError:

@@ -515,27 +515,32 @@ async def serve_listeners(
     The machinery of :func:`serve`, which calls this; takes the same options. The server
     takes ownership of the listeners and closes them.
     """
-    server = Server(
-        handler,
-        listeners,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        grace_period=grace_period,
-        handler_errors=handler_errors,
-        setup=ConnectionSetup.from_options(
-            ssl_context=ssl_context,
-            handshake_timeout=handshake_timeout,
-            proxy_protocol=proxy_protocol,
-            trusted_proxies=trusted_proxies,
-            proxy_header_timeout=proxy_header_timeout,
-            admission=Admission(
-                allow=allow,
-                deny=deny,
-                max_connections_per_peer=max_connections_per_peer,
-                max_accept_rate=max_accept_rate,
+    try:
+        server = Server(
+            handler,
+            listeners,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            grace_period=grace_period,
+            handler_errors=handler_errors,
+            setup=ConnectionSetup.from_options(
+                ssl_context=ssl_context,
+                handshake_timeout=handshake_timeout,
+                proxy_protocol=proxy_protocol,
+                trusted_proxies=trusted_proxies,
+                proxy_header_timeout=proxy_header_timeout,
+                admission=Admission(
+                    allow=allow,
+                    deny=deny,
+                    max_connections_per_peer=max_connections_per_peer,
+                    max_accept_rate=max_accept_rate,
+                ),
             ),
-        ),
-    )
+        )
+    except BaseException:  # a bad option: the listeners are ours to close
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+        raise
     await server._run(task_status)
 
 
@@ -629,33 +634,24 @@ async def serve(
         listeners = list(
             await open_tcp_listeners(port, host=host, backlog=backlog, reuse_port=reuse_port)
         )
-    try:
-        server = Server(
-            handler,
-            listeners,
-            max_connections=max_connections,
-            idle_timeout=idle_timeout,
-            grace_period=grace_period,
-            handler_errors=handler_errors,
-            setup=ConnectionSetup.from_options(
-                ssl_context=ssl_context,
-                handshake_timeout=handshake_timeout,
-                proxy_protocol=proxy_protocol,
-                trusted_proxies=trusted_proxies,
-                proxy_header_timeout=proxy_header_timeout,
-                admission=Admission(
-                    allow=allow,
-                    deny=deny,
-                    max_connections_per_peer=max_connections_per_peer,
-                    max_accept_rate=max_accept_rate,
-                ),
-            ),
-        )
-    except BaseException:
-        for listener in listeners:
-            await trio.aclose_forcefully(listener)
-        raise
-    await server._run(task_status)
+    await serve_listeners(
+        handler,
+        listeners,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        grace_period=grace_period,
+        handler_errors=handler_errors,
+        ssl_context=ssl_context,
+        handshake_timeout=handshake_timeout,
+        proxy_protocol=proxy_protocol,
+        trusted_proxies=trusted_proxies,
+        proxy_header_timeout=proxy_header_timeout,
+        allow=allow,
+        deny=deny,
+        max_connections_per_peer=max_connections_per_peer,
+        max_accept_rate=max_accept_rate,
+        task_status=task_status,
+    )
 
 
 def stream_handler(handler: Handler) -> Callable[[trio.abc.Stream], Awaitable[object]]:

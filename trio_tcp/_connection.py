@@ -16,9 +16,8 @@ Checkpoint rules (see also the README):
   bytes and the next read yields.
 * Over a real socket (the wrapped stream is a ``trio.SocketStream``) reads and writes take a
   fast path: they call ``recv``/``send`` on the non-blocking socket directly and wait with
-  ``trio.lowlevel.wait_readable``/``wait_writable`` only when it would block. After a read
-  that came back short (the kernel buffer was drained) the next read waits for readability
-  first instead of paying for a ``recv`` that fails with ``EAGAIN``. A network call that did
+  ``trio.lowlevel.wait_readable``/``wait_writable`` only when it would block (``EAGAIN``),
+  as Trio does; waiting is what costs (each wait re-arms epoll). A network call that did
   not have to wait does not yield every time: it yields (a cancel-shielded checkpoint, so
   nothing it did is undone) once every ``_YIELD_EVERY`` such calls, so a connection whose
   peer always has data ready cannot starve the others; any wait resets the count. Other
@@ -207,7 +206,6 @@ class Connection(trio.abc.HalfCloseableStream):
         "_receive_size",
         "_receiving",
         "_sending",
-        "_short_read",
         "_sock",
         "_unyielded",
         "bytes_received",
@@ -250,7 +248,6 @@ class Connection(trio.abc.HalfCloseableStream):
         self._receiving = False
         self._sending = False
         self._sock = _raw_socket(stream)  # not None: the fast path (module docstring)
-        self._short_read = False
         self._unyielded = 0
         self._closed = False
         self._closing = closing
@@ -359,11 +356,9 @@ class Connection(trio.abc.HalfCloseableStream):
         if _cancel_requested():
             await trio.lowlevel.checkpoint()
         try:
-            if self._short_read:
-                # The last read drained the kernel buffer: a recv now would most likely
-                # fail with EAGAIN, so wait first (and yield: this is a full checkpoint).
-                await trio.lowlevel.wait_readable(sock)
-                self._unyielded = 0
+            # Try first, wait only on EAGAIN (as Trio does). Waiting first after a short read
+            # looked cheaper, but each wait re-arms epoll (an epoll_ctl syscall) and with many
+            # connections the next request has usually arrived by the time we come back.
             while True:
                 try:
                     data = sock.recv(max_bytes)
@@ -377,7 +372,6 @@ class Connection(trio.abc.HalfCloseableStream):
             if sock.fileno() == -1:
                 raise trio.ClosedResourceError("this socket was already closed") from None
             raise
-        self._short_read = len(data) < max_bytes
         self._unyielded += 1
         if self._unyielded >= _YIELD_EVERY:
             self._unyielded = 0

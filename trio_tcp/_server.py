@@ -430,11 +430,15 @@ class Server:
             stream, peer, release = prepared.stream, prepared.peer, prepared.release
         conn = Connection(stream, peer=peer, closing=self.closing)
         self._connections[conn] = None
-        logger.debug("%r opened", conn, extra=_connection_event("connection_open", conn))
+        if logger.isEnabledFor(logging.DEBUG):  # the fields cost a getpeername() syscall
+            logger.debug("%r opened", conn, extra=_connection_event("connection_open", conn))
         try:
-            with trio.CancelScope() as scope:
-                conn._cancel_scope = scope
+            if self._idle_timeout is None:
                 await self._handler(conn)
+            else:  # a scope for the idle watchdog to cancel (only then: it costs memory)
+                with trio.CancelScope() as scope:
+                    conn._cancel_scope = scope
+                    await self._handler(conn)
         except Exception as exc:
             if self._raise_errors:
                 raise
@@ -451,13 +455,14 @@ class Server:
                 await close_tls(conn)  # send close_notify: a clean end for the client
             else:
                 await trio.aclose_forcefully(conn)
-            logger.debug(
-                "%r closed: %d bytes in, %d out",
-                conn,
-                conn.bytes_received,
-                conn.bytes_sent,
-                extra=_connection_event("connection_close", conn),
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%r closed: %d bytes in, %d out",
+                    conn,
+                    conn.bytes_received,
+                    conn.bytes_sent,
+                    extra=_connection_event("connection_close", conn),
+                )
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
         leaves = _leaves(exc)

@@ -39,6 +39,7 @@ from ._exceptions import (
 )
 from ._format import format_buffer
 from ._listeners import UnixSocketListener, open_tcp_listeners, open_unix_listener
+from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._server import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONNECTIONS,
@@ -50,13 +51,16 @@ from ._server import (
     serve_listeners,
     stream_handler,
 )
+from ._tls import DEFAULT_HANDSHAKE_TIMEOUT
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PORT",
+    "DEFAULT_PROXY_HEADER_TIMEOUT",
     "Address",
     "ConnectTimeoutError",
     "Connection",

@@ -569,3 +569,102 @@ async def test_graceful_shutdown_on_every_transport(transport_server: Any) -> No
             server.close()
             assert await read_all(conn) == b"bye"
         await server.wait_closed()
+
+
+async def test_max_connections_holds_when_a_batch_is_accepted_at_once() -> None:
+    """Twenty connections waiting in the backlog, one accept batch: still at most the limit."""
+    peak = 0
+
+    async def slow(conn: Connection) -> None:
+        await trio.sleep(0.3)
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, slow, 0, max_connections=2)
+            )
+            # Blocking connects complete in the kernel's backlog before the server accepts.
+            clients = [socket.create_connection(("127.0.0.1", server.port or 0)) for _ in range(20)]
+            try:
+                for _ in range(20):
+                    await trio.sleep(0.01)
+                    peak = max(peak, server.stats.active)
+                assert peak == 2
+                assert server.stats.dropped == 18
+            finally:
+                for client in clients:
+                    client.close()
+            await server.aclose()
+
+
+async def test_a_reset_peer_cannot_skip_the_allow_list() -> None:
+    """A peer that sends and resets before its turn is refused, not let through unjudged."""
+    seen: list[bytes] = []
+
+    async def handler(conn: Connection) -> None:
+        seen.append(await conn.receive_some())
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, handler, 0, allow=["10.0.0.0/8"])
+            )
+            raw = socket.create_connection(("127.0.0.1", server.port or 0))
+            raw.sendall(b"do-something")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()  # RST: getpeername() now fails on the server's socket
+            while server.stats.refused_denied == 0:
+                await trio.sleep(0.01)
+            assert seen == []
+            await server.aclose()
+
+
+async def test_handler_failure_during_the_grace_cancel_is_still_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A child that fails while the deadline cancels its nursery is logged as failed."""
+
+    async def handler(conn: Connection) -> None:
+        async def child() -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                raise ValueError("cleanup failed")
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(child)
+            await trio.sleep_forever()
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, handler, 0, grace_period=1.0)
+            )
+            async with await server.connect():
+                await trio.testing.wait_all_tasks_blocked()
+                await server.aclose()
+            assert server.stats.failed == 1
+
+
+async def test_a_reset_peer_cannot_pass_as_a_trusted_proxy() -> None:
+    """A PROXY header from a peer that reset before its turn is refused, never honoured."""
+    seen: list[object] = []
+
+    async def handler(conn: Connection) -> None:
+        seen.append(conn.peer)
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(
+                    trio_tcp.serve, handler, 0, proxy_protocol=True, trusted_proxies=["10.0.0.0/8"]
+                )
+            )
+            raw = socket.create_connection(("127.0.0.1", server.port or 0))
+            raw.sendall(b"PROXY TCP4 6.6.6.6 127.0.0.1 1234 80\r\nhello")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+            while server.stats.proxy_rejected == 0:
+                await trio.sleep(0.01)
+            assert seen == []
+            await server.aclose()

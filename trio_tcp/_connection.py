@@ -153,14 +153,21 @@ def _format_address(raw: object) -> Address:
     return None
 
 
-def _socket_address(stream: trio.abc.Stream, *, peer: bool) -> Address:
-    """Find the socket under ``stream`` (through SSLStream and friends) and ask it."""
+def _socket_address(stream: trio.abc.Stream, *, peer: bool, strict: bool = False) -> Address:
+    """Find the socket under ``stream`` (through SSLStream and friends) and ask it.
+
+    ``None`` for a stream with no socket, or one that will not say (closed, or the peer
+    reset). With ``strict``, an IP socket that will not say raises its ``OSError`` instead:
+    access rules must never mistake a reset TCP peer for a trusted non-IP one.
+    """
     inner: object = stream
     for _ in range(8):  # wrappers nest a level or two; never loop forever on a cycle
         if isinstance(inner, trio.SocketStream):
             try:
                 raw = inner.socket.getpeername() if peer else inner.socket.getsockname()
             except OSError:  # already closed, or the peer is gone
+                if strict and inner.socket.family in (socket.AF_INET, socket.AF_INET6):
+                    raise
                 return None
             return _format_address(raw)
         inner = getattr(inner, "transport_stream", None)

@@ -128,7 +128,10 @@ async def read_proxy_header(
 
     Cancellation: a cancelled read leaves ``stream`` open for the caller to close.
     """
-    source = _socket_address(stream, peer=True)
+    try:
+        source = _socket_address(stream, peer=True, strict=True)
+    except OSError:
+        raise Refused("proxy_rejected", "PROXY protocol: the peer's address is gone") from None
     if not is_trusted(source, trusted):
         raise Refused("proxy_rejected", "PROXY protocol: not a trusted proxy")
     received = b""

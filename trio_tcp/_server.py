@@ -175,6 +175,11 @@ def _connection_event(event: str, conn: Connection) -> dict[str, object]:
     return fields
 
 
+def _cancelled() -> bool:
+    """True if the calling task's scope has been cancelled (Trio's public test for it)."""
+    return trio.current_effective_deadline() == float("-inf")
+
+
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
@@ -232,7 +237,10 @@ class Server:
         # Per-connection setup (TLS, PROXY) before the handler; connections in it count
         # against max_connections, so a flood of stalled handshakes cannot exceed the limit.
         self._setup = setup if setup is not None and setup.needed else None
-        self._setting_up = 0
+        # Accepted connections whose task has not registered them yet (being started, or in
+        # their TLS/PROXY/admission set-up): they count against max_connections and delay
+        # the drained state, so a batch of accepts cannot overshoot the limit.
+        self._starting = 0
         self._counters.update(
             tls_failed=0, proxy_rejected=0, refused_denied=0, refused_per_peer=0, refused_rate=0
         )
@@ -287,7 +295,10 @@ class Server:
             self._accept_scope.cancel()
         if self._handler_scope is not None:
             self._handler_scope.deadline = trio.current_time() + self.grace_period
-        if not self._connections:
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self.closing.is_set() and not self._connections and not self._starting:
             self._drained.set()
 
     async def aclose(self) -> None:
@@ -385,13 +396,14 @@ class Server:
                     ready.reverse()  # pop() then hands them out in arrival order
                 self._counters["accepted"] += 1
                 limit = self._max_connections
-                if limit is not None and len(self._connections) + self._setting_up >= limit:
+                if limit is not None and len(self._connections) + self._starting >= limit:
                     self._drop(stream, limit)
                     await trio.aclose_forcefully(stream)
                     continue
                 if self._dropping:
                     self._dropping = False
                     logger.info("accepting again (%d dropped so far)", self._counters["dropped"])
+                self._starting += 1
                 handlers.start_soon(self._run_connection, stream)
         finally:
             for stream in ready:  # cancelled part way through a batch: close the rest
@@ -406,30 +418,35 @@ class Server:
             )
 
     async def _run_connection(self, stream: trio.abc.Stream) -> None:
+        # The accept loop counted this connection in _starting; it moves to _connections
+        # (or is refused) before any await can let a shutdown see a half-registered server.
         peer: Address = None
         release: Callable[[], None] | None = None
-        if self._setup is not None:
-            self._setting_up += 1
-            try:
-                prepared = await self._setup.run(stream)
-            except Refused as refusal:
-                self._counters[refusal.kind] += 1
-                logger.log(
-                    logging.DEBUG if refusal.quiet else logging.INFO,
-                    "connection from %s refused: %s",
-                    format_address(_stream_peer_address(stream, peer=True)),
-                    refusal.reason,
-                )
-                await trio.aclose_forcefully(stream)
-                return
-            except BaseException:
-                await trio.aclose_forcefully(stream)
-                raise
-            finally:
-                self._setting_up -= 1
-            stream, peer, release = prepared.stream, prepared.peer, prepared.release
-        conn = Connection(stream, peer=peer, closing=self.closing)
-        self._connections[conn] = None
+        try:
+            if self._setup is not None:
+                try:
+                    prepared = await self._setup.run(stream)
+                except Refused as refusal:
+                    self._counters[refusal.kind] += 1
+                    logger.log(
+                        logging.DEBUG if refusal.quiet else logging.INFO,
+                        "connection from %s refused: %s",
+                        format_address(_stream_peer_address(stream, peer=True)),
+                        refusal.reason,
+                    )
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
+                    return
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
+                    raise
+                stream, peer, release = prepared.stream, prepared.peer, prepared.release
+            conn = Connection(stream, peer=peer, closing=self.closing)
+            self._connections[conn] = None
+        finally:
+            self._starting -= 1
+            self._check_drained()
         if logger.isEnabledFor(logging.DEBUG):  # the fields cost a getpeername() syscall
             logger.debug("%r opened", conn, extra=_connection_event("connection_open", conn))
         try:
@@ -439,22 +456,15 @@ class Server:
                 with trio.CancelScope() as scope:
                     conn._cancel_scope = scope
                     await self._handler(conn)
-        except Exception as exc:
-            if self._raise_errors:
-                raise
-            self._record_failure(conn, exc)
+        except BaseException as exc:
+            self._handler_ended_with(conn, exc)
         finally:
             if release is not None:
                 release()
             del self._connections[conn]
             self._closed_bytes_received += conn.bytes_received
             self._closed_bytes_sent += conn.bytes_sent
-            if self.closing.is_set() and not self._connections:
-                self._drained.set()
-            if isinstance(conn.stream, trio.SSLStream):
-                await close_tls(conn)  # send close_notify: a clean end for the client
-            else:
-                await trio.aclose_forcefully(conn)
+            self._check_drained()
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%r closed: %d bytes in, %d out",
@@ -463,6 +473,34 @@ class Server:
                     conn.bytes_sent,
                     extra=_connection_event("connection_close", conn),
                 )
+            # Shielded: at the grace deadline or a hard stop the close must still happen
+            # (and must not replace the handler's own exception with Cancelled).
+            with trio.CancelScope(shield=True):
+                if isinstance(conn.stream, trio.SSLStream) and not _cancelled():
+                    await close_tls(conn)  # close_notify (bounded): a clean end for the client
+                else:
+                    await trio.aclose_forcefully(conn)
+
+    def _handler_ended_with(self, conn: Connection, exc: BaseException) -> None:
+        """Record a handler's exception; re-raise what must propagate (Cancelled, KI...)."""
+        if self._raise_errors:
+            raise exc
+        if isinstance(exc, Exception):
+            self._record_failure(conn, exc)
+            return
+        if isinstance(exc, BaseExceptionGroup):
+            # A nursery in the handler, cancelled at the deadline while one child failed:
+            # log the failure, let the Cancelled part go on to the scope that owns it.
+            cancelled, rest = exc.split(trio.Cancelled)
+            if rest is not None:
+                if isinstance(rest, Exception):
+                    self._record_failure(conn, rest)
+                else:
+                    raise rest
+            if cancelled is not None:
+                raise cancelled
+            return
+        raise exc
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
         leaves = _leaves(exc)

@@ -25,6 +25,7 @@ from ._proxy_server import (
     parse_networks,
     read_proxy_header,
 )
+from ._refusal import Refused
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, tls_handshake
 
 __all__ = ["ConnectionSetup", "Prepared"]
@@ -128,7 +129,10 @@ class ConnectionSetup:
             prepared = Prepared(stream, header_peer(header))
         release: Callable[[], None] | None = None
         if self.admission is not None:
-            client = prepared.peer or _socket_address(stream, peer=True)
+            try:
+                client = prepared.peer or _socket_address(stream, peer=True, strict=True)
+            except OSError:  # the peer reset before we looked: no address to judge, refuse
+                raise Refused("refused_denied", "the peer's address is gone") from None
             key = self.admission.admit(client)
             admission = self.admission
             release = lambda: admission.release(key)  # noqa: E731

@@ -203,6 +203,7 @@ def test_runtime_errors_exit_1_with_one_line(server: ServeProcess, tmp_path: Pat
         (["send", "--host", "no-such-host.invalid"], "cannot resolve host"),
         (["send", "--port", str(server.port), "--file", str(tmp_path / "nope")], "cannot read"),
         (["send", "--unix", str(tmp_path / "none.sock")], "no such socket"),
+        (["serve", "--workers", "2", "--host", "no-such-host.invalid"], "cannot resolve host"),
     ]
     for args, message in cases:
         result = run_cli(*args)

@@ -102,10 +102,11 @@ async def open_tcp_listeners(
                 if chosen == 0:
                     chosen = int(listener.socket.getsockname()[1])
             return listeners
-        except OSError as exc:
+        except BaseException as exc:  # a cancellation part way must not leak the bound ones
             for listener in listeners:
                 listener.socket.close()
-            if exc.errno != errno.EADDRINUSE or port != 0 or attempt == attempts - 1:
+            retry = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and port == 0
+            if not retry or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -45,7 +45,10 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     """Bind (never listen) a SO_REUSEPORT socket to ``host:port``: holds the port for us."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OptionError("--workers needs SO_REUSEPORT, which this OS does not have", usage=False)
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError:
+        raise OptionError(f"cannot resolve host {host!r}", usage=False) from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

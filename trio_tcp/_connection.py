@@ -585,6 +585,7 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Cancellation: the bytes received so far stay buffered for the next read.
         """
+        # _line_framer's shortcut, inlined: this is the hot path of line protocols.
         if max_length == DEFAULT_MAX_LINE_LENGTH and delimiter == b"\n" and not keep_ends:
             framer = _DEFAULT_LINE_FRAMER
         else:

@@ -17,7 +17,6 @@ once). Everything trio_tcp itself decides is one of these::
      ├── EndOfStream                   the peer ended the stream cleanly before a read's first byte
      │                                 (also an EOFError; IncompleteFrameError is an EOFError too)
      ├── ConnectTimeoutError           open_connection gave up (also a TimeoutError)
-     ├── HandshakeTimeoutError         a TLS or PROXY handshake took too long (also a TimeoutError)
      └── CheckFailedError              a trio_tcp.testing check found a bug (also an AssertionError)
 
 This module never imports trio: the sans-IO framing layer raises these too.
@@ -30,7 +29,6 @@ __all__ = [
     "ConnectTimeoutError",
     "EndOfStream",
     "FrameTooLargeError",
-    "HandshakeTimeoutError",
     "IncompleteFrameError",
     "LineTooLongError",
     "LocalProtocolError",
@@ -123,10 +121,6 @@ class EndOfStream(TrioTCPError, EOFError):
 
 class ConnectTimeoutError(TrioTCPError, TimeoutError):
     """``open_connection`` could not connect within ``connect_timeout`` seconds."""
-
-
-class HandshakeTimeoutError(TrioTCPError, TimeoutError):
-    """A TLS or PROXY protocol handshake did not finish within its timeout."""
 
 
 class CheckFailedError(TrioTCPError, AssertionError):

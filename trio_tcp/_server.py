@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 import trio
 
 from ._admission import Admission
-from ._connection import Address, Connection, format_address
+from ._connection import Address, Connection, _format_address, format_address
 from ._connection import _socket_address as _stream_peer_address
 from ._exceptions import RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
@@ -150,11 +150,7 @@ def _listener_address(listener: trio.abc.Listener[Any]) -> Address:
         raw = sock.getsockname()
     except OSError:
         return None
-    if isinstance(raw, tuple):
-        return (str(raw[0]), int(raw[1]))
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "backslashreplace")
-    return str(raw)
+    return _format_address(raw)
 
 
 def _connection_event(event: str, conn: Connection) -> dict[str, object]:

@@ -176,6 +176,20 @@ def _cancelled() -> bool:
     return trio.current_effective_deadline() == float("-inf")
 
 
+def handler_error_kind(exc: Exception) -> Literal["reset", "protocol_errors", "failed"]:
+    """The ``ServerStats`` counter a handler's exception goes to.
+
+    ``reset``: the peer broke the stream; ``protocol_errors``: the peer broke the framing;
+    ``failed``: anything else, i.e. a bug in the handler (logged with its traceback).
+    """
+    leaves = _leaves(exc)
+    if all(isinstance(leaf, trio.BrokenResourceError) for leaf in leaves):
+        return "reset"
+    if all(isinstance(leaf, RemoteProtocolError) for leaf in leaves):
+        return "protocol_errors"
+    return "failed"
+
+
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
@@ -499,15 +513,13 @@ class Server:
         raise exc
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
-        leaves = _leaves(exc)
-        if all(isinstance(leaf, trio.BrokenResourceError) for leaf in leaves):
-            self._counters["reset"] += 1
+        kind = handler_error_kind(exc)
+        self._counters[kind] += 1
+        if kind == "reset":
             logger.info("%r: the peer broke the connection (%s)", conn, exc)
-        elif all(isinstance(leaf, RemoteProtocolError) for leaf in leaves):
-            self._counters["protocol_errors"] += 1
+        elif kind == "protocol_errors":
             logger.warning("%r closed: %s", conn, exc)
         else:
-            self._counters["failed"] += 1
             logger.error("%r: handler raised", conn, exc_info=exc)
 
     async def _idle_watchdog(self, scope: trio.CancelScope, idle_timeout: float) -> None:

@@ -99,21 +99,16 @@ class ServerFactory:
         """
         import functools
 
-        import trio
-
-        from .._server import _leaves, serve
-        from ..framing import RemoteProtocolError
+        from .._server import handler_error_kind, serve
         from ._memory import serve_memory
 
         async def recorded(conn: Connection) -> object:
             try:
                 return await handler(conn)
             except Exception as exc:
-                benign = all(
-                    isinstance(leaf, trio.BrokenResourceError | RemoteProtocolError)
-                    for leaf in _leaves(exc)
-                )
-                if not benign and not allow_handler_errors:
+                # Exactly what the server counts as `failed`: a peer's reset or framing
+                # violation is the peer's doing, not a bug in the handler.
+                if handler_error_kind(exc) == "failed" and not allow_handler_errors:
                     self.failures.append(exc)
                 raise
 

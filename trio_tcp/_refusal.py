@@ -7,7 +7,14 @@ a refused peer is not a bug) and closes that connection. It never reaches user c
 
 from __future__ import annotations
 
-__all__ = ["Refused"]
+from typing import Literal, TypeAlias
+
+__all__ = ["RefusalKind", "Refused"]
+
+#: The ``ServerStats`` counters a refusal can go to, one per cause.
+RefusalKind: TypeAlias = Literal[
+    "tls_failed", "proxy_rejected", "refused_denied", "refused_per_peer", "refused_rate"
+]
 
 
 class Refused(Exception):
@@ -19,7 +26,7 @@ class Refused(Exception):
       quiet: log at debug level only (the caller logs a summary for a flood instead).
     """
 
-    def __init__(self, kind: str, reason: str, *, quiet: bool = False) -> None:
+    def __init__(self, kind: RefusalKind, reason: str, *, quiet: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason

@@ -1,0 +1,152 @@
+"""The fast socket stream keeps Trio's stream contract (real TCP and Unix socket pairs)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+import trio_tcp.testing
+from trio_tcp._socket_stream import FastSocketStream, accept_ready, fast_stream
+
+GUARD = 20.0
+
+StreamPair = tuple[FastSocketStream, FastSocketStream]
+
+
+async def tcp_pair() -> StreamPair:
+    """Two FastSocketStreams over a fresh 127.0.0.1 connection."""
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listener.accept()
+    left, right = fast_stream(client), fast_stream(server)
+    assert isinstance(left, FastSocketStream) and isinstance(right, FastSocketStream)
+    return left, right
+
+
+async def unix_pair() -> StreamPair:
+    """Two FastSocketStreams over a Unix socketpair."""
+    a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return FastSocketStream(a), FastSocketStream(b)
+
+
+async def fill(stream: trio.abc.SendStream) -> None:
+    """Send until the kernel's buffers are full (the sender blocks), like Trio's own tests."""
+    async with trio.open_nursery() as nursery:
+
+        async def sender() -> None:
+            while True:
+                await stream.send_all(b"x" * 10_000)
+
+        nursery.start_soon(sender)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+def clogged(maker: Callable[[], Awaitable[StreamPair]]) -> Callable[[], Awaitable[StreamPair]]:
+    async def make() -> StreamPair:
+        left, right = await maker()
+        await fill(left)
+        await fill(right)
+        return left, right
+
+    return make
+
+
+PAIRS = {"tcp": tcp_pair, "unix": unix_pair}
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_passes_trios_half_closeable_stream_checks(kind: str) -> None:
+    """Trio's own conformance suite (which includes check_two_way_stream) passes."""
+    maker = PAIRS[kind]
+    with trio.fail_after(GUARD):
+        await trio.testing.check_half_closeable_stream(maker, clogged(maker))
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_passes_trios_two_way_stream_checks(kind: str) -> None:
+    """check_two_way_stream on its own, too (clogged pairs included)."""
+    maker = PAIRS[kind]
+    with trio.fail_after(GUARD):
+        await trio.testing.check_two_way_stream(maker, clogged(maker))
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_every_async_method_is_a_checkpoint(kind: str) -> None:
+    """Each call yields and can be cancelled, even when it did not have to wait."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            with trio.testing.assert_checkpoints():
+                await left.send_all(b"ready")  # the kernel takes it at once
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some(100) == b"ready"  # already waiting
+            with trio.testing.assert_checkpoints():
+                await left.send_all(b"")
+            with trio.testing.assert_checkpoints():
+                await left.wait_send_all_might_not_block()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(left.send_all, b"later")
+                with trio.testing.assert_checkpoints():
+                    assert await right.receive_some(100) == b"later"  # maybe waits
+            with trio.testing.assert_checkpoints():
+                await left.send_eof()
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some() == b""
+            with trio.testing.assert_checkpoints():
+                await left.aclose()
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_cancelled_calls_do_nothing(kind: str) -> None:
+    """A call in a cancelled scope raises Cancelled before receiving or sending a byte."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            await left.send_all(b"kept")
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await right.receive_some()
+            assert scope.cancelled_caught
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await right.send_all(b"never")
+            assert scope.cancelled_caught
+            assert await right.receive_some() == b"kept"
+            await right.send_eof()
+            assert await left.receive_some() == b""  # "never" was not sent
+
+
+async def test_fast_stream_wraps_only_plain_socket_streams() -> None:
+    """fast_stream leaves TLS, memory and other streams alone."""
+    left, _right = trio.testing.memory_stream_pair()
+    assert fast_stream(left) is left
+    with trio.fail_after(GUARD):
+        a, b = trio.socket.socketpair()
+        stream = trio.SocketStream(a)
+        fast = fast_stream(stream)
+        assert isinstance(fast, FastSocketStream) and fast.socket is a
+        await fast.aclose()
+        b.close()
+
+
+async def test_rejects_what_is_not_a_stream_socket() -> None:
+    """A non-Trio socket or a datagram socket is refused, as trio.SocketStream refuses it."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with raw, pytest.raises(TypeError):
+        FastSocketStream(raw)  # type: ignore[arg-type]
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram, pytest.raises(ValueError):
+        FastSocketStream(dgram)
+
+
+async def test_accept_ready_ignores_other_listeners() -> None:
+    """Only a trio.SocketListener is accepted from directly; others get an empty batch."""
+    assert accept_ready(trio_tcp.testing.MemoryListener()) == []

@@ -177,15 +177,11 @@ async def test_cancel_takes_effect_on_next_send() -> None:
 async def flood_and_ping(monkeypatch: pytest.MonkeyPatch, *, schedule_points: bool) -> int:
     """Round trips a ping-pong client completes while another connection floods the server.
 
-    Without ``schedule_points``, the fast stream's yield after a read that did not wait is
-    replaced by nothing (the bug this guards against), to show that the test bites.
+    Without ``schedule_points``, the fast stream's checkpoint is replaced by a cancel point
+    that does not yield (the bug this guards against), to show that the test bites.
     """
     if not schedule_points:
-
-        async def no_yield() -> None:
-            pass
-
-        monkeypatch.setattr(_socket_stream, "_cancel_shielded_checkpoint", no_yield)
+        monkeypatch.setattr(_socket_stream, "_checkpoint", trio.lowlevel.checkpoint_if_cancelled)
     pongs = 0
     flood_ready = trio.Event()
     during_flood: list[int] = []

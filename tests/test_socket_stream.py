@@ -150,3 +150,58 @@ async def test_rejects_what_is_not_a_stream_socket() -> None:
 async def test_accept_ready_ignores_other_listeners() -> None:
     """Only a trio.SocketListener is accepted from directly; others get an empty batch."""
     assert accept_ready(trio_tcp.testing.MemoryListener()) == []
+
+
+async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
+    """A receive cancelled while parked on the poller is forgotten; the next one gets the bytes."""
+    from trio_tcp import _socket_stream
+
+    with trio.fail_after(GUARD):
+        left, right = await tcp_pair()
+        async with left, right:
+            with trio.move_on_after(0.05) as scope:
+                await right.receive_some()  # nothing comes: parks, then is cancelled
+            assert scope.cancelled_caught
+            poller = right._poller
+            if poller is not None:  # Linux: the wait went through the run's epoll
+                assert right._fd not in poller.readers
+                assert _socket_stream._POLLER.get() is poller
+            await left.send_all(b"after")
+            assert await right.receive_some() == b"after"
+
+
+async def test_many_streams_share_one_poller_and_each_is_woken() -> None:
+    """Twenty parked readers on one poller are each woken by their own peer's bytes only."""
+    with trio.fail_after(GUARD):
+        pairs = [await tcp_pair() for _ in range(20)]
+        got: dict[int, bytes] = {}
+
+        async def read(index: int, stream: FastSocketStream) -> None:
+            got[index] = await stream.receive_some()
+
+        async with trio.open_nursery() as nursery:
+            for index, (_left, right) in enumerate(pairs):
+                nursery.start_soon(read, index, right)
+            await trio.testing.wait_all_tasks_blocked()
+            for index, (left, _right) in reversed(list(enumerate(pairs))):
+                await left.send_all(b"%d" % index)
+        assert got == {index: b"%d" % index for index in range(20)}
+        pollers = {id(right._poller) for _left, right in pairs}
+        assert len(pollers) == 1
+        for left, right in pairs:
+            await left.aclose()
+            await right.aclose()
+
+
+async def test_a_parked_writer_wakes_when_the_peer_reads() -> None:
+    """send_all blocked on a full socket finishes once the peer drains it, byte for byte."""
+    payload = bytes(range(256)) * 40_000  # ~10 MB: far beyond the socket buffers
+    with trio.fail_after(GUARD):
+        left, right = await tcp_pair()
+        async with left, right, trio.open_nursery() as nursery:
+            nursery.start_soon(left.send_all, payload)
+            await trio.testing.wait_all_tasks_blocked()  # the writer is parked now
+            received = bytearray()
+            while len(received) < len(payload):
+                received += await right.receive_some()
+        assert received == payload

@@ -18,6 +18,9 @@ from trio_tcp.framing import LengthPrefixFramer
 
 GUARD = 30.0
 
+# Both ways the fast socket stream can wait: the shared poller and Trio's own waits.
+pytestmark = pytest.mark.usefixtures("socket_waits")
+
 Pair = tuple[Connection, Connection]
 Maker = Callable[[], Awaitable[Pair]]
 

@@ -20,6 +20,9 @@ from trio_tcp._socket_stream import FastSocketStream, accept_ready
 # Every test here talks over real sockets; a hang must become a failure.
 GUARD = 10.0
 
+# Both ways the fast socket stream can wait: the shared poller and Trio's own waits.
+pytestmark = pytest.mark.usefixtures("socket_waits")
+
 
 @asynccontextmanager
 async def socket_pair() -> AsyncIterator[tuple[trio_tcp.Connection, trio_tcp.Connection]]:

@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 import trio_tcp.testing
+from trio_tcp import _socket_stream
 from trio_tcp._socket_stream import FastSocketStream, accept_ready, fast_stream
 
 GUARD = 20.0
@@ -59,6 +60,12 @@ def clogged(maker: Callable[[], Awaitable[StreamPair]]) -> Callable[[], Awaitabl
 
 
 PAIRS = {"tcp": tcp_pair, "unix": unix_pair}
+
+
+@pytest.fixture(autouse=True)
+def waits(socket_waits: str) -> str:
+    """Every test here runs with waits through the shared poller and through Trio's own."""
+    return socket_waits
 
 
 @pytest.mark.parametrize("kind", PAIRS)
@@ -152,10 +159,8 @@ async def test_accept_ready_ignores_other_listeners() -> None:
     assert accept_ready(trio_tcp.testing.MemoryListener()) == []
 
 
-async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
-    """A receive cancelled while parked on the poller is forgotten; the next one gets the bytes."""
-    from trio_tcp import _socket_stream
-
+async def test_a_cancelled_wait_leaves_nothing_behind(waits: str) -> None:
+    """A receive cancelled while parked is forgotten; the next one gets the bytes."""
     with trio.fail_after(GUARD):
         left, right = await tcp_pair()
         async with left, right:
@@ -163,14 +168,17 @@ async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
                 await right.receive_some()  # nothing comes: parks, then is cancelled
             assert scope.cancelled_caught
             poller = right._poller
-            if poller is not None:  # Linux: the wait went through the run's epoll
-                assert right._fd not in poller.readers
+            if poller is not None:  # Linux
                 assert _socket_stream._POLLER.get() is poller
+                assert (right._fd != -1) == (waits == "poller")  # registered only then
+                assert right._fd not in poller.readers
             await left.send_all(b"after")
             assert await right.receive_some() == b"after"
+        if poller is not None:
+            assert poller.streams == 0  # both closed
 
 
-async def test_many_streams_share_one_poller_and_each_is_woken() -> None:
+async def test_many_streams_share_one_poller_and_each_is_woken(waits: str) -> None:
     """Twenty parked readers on one poller are each woken by their own peer's bytes only."""
     with trio.fail_after(GUARD):
         pairs = [await tcp_pair() for _ in range(20)]
@@ -188,6 +196,9 @@ async def test_many_streams_share_one_poller_and_each_is_woken() -> None:
         assert got == {index: b"%d" % index for index in range(20)}
         pollers = {id(right._poller) for _left, right in pairs}
         assert len(pollers) == 1
+        poller = pairs[0][1]._poller
+        if poller is not None and waits == "poller":
+            assert {right._fd for _left, right in pairs} <= set(range(3, 1 << 20))
         for left, right in pairs:
             await left.aclose()
             await right.aclose()

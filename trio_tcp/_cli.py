@@ -130,7 +130,7 @@ def make_mode(
         except IncompleteFrameError as exc:  # the last line had no ending: show it anyway
             _say(f"{_tag(conn)} {exc.partial.decode('utf-8', 'replace')} (no line ending)")
         finally:
-            _say(f"{_tag(conn)} closed ({conn.bytes_received} bytes received)")
+            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_lines_mode(conn: Connection) -> None:
         # Whole lines only, with the ending they came with; a partial last line is not
@@ -146,7 +146,7 @@ def make_mode(
             while chunk := await shutdown.receive(conn, conn.receive_some):
                 _say(f"{_tag(conn)} {format_buffer(chunk)}")
         finally:
-            _say(f"{_tag(conn)} closed ({conn.bytes_received} bytes received)")
+            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_mode(conn: Connection) -> None:
         while chunk := await shutdown.receive(conn, conn.receive_some):

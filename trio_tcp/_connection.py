@@ -45,6 +45,7 @@ import trio
 
 from ._exceptions import EndOfStream, IncompleteFrameError
 from .framing import DEFAULT_MAX_LINE_LENGTH, Framer, LineFramer, ReceiveBuffer
+from .framing._base import FrameEncoder
 
 __all__ = ["Address", "Connection"]
 
@@ -653,7 +654,7 @@ class Connection(trio.abc.HalfCloseableStream):
         """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
         return _FrameIterator(self, framer)
 
-    async def send_frame(self, framer: Framer[FrameT], frame: FrameT) -> None:
+    async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
 
         Raises:

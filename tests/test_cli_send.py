@@ -341,3 +341,27 @@ def test_ctrl_c_while_sending_exits_130(listener: socket.socket, tmp_path: Path)
     assert code == 130, output
     assert b"Traceback" not in output and b"Fatal Python error" not in output
     assert output.endswith(b"trio-tcp: interrupted\r\n"), output
+
+
+def test_send_lines_reply_marks_an_unterminated_last_line(listener: socket.socket) -> None:
+    """`send --lines --reply` prints a reply's last line without ending, marked as such."""
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            received = b""
+            while chunk := conn.recv(1024):
+                received += chunk
+            conn.sendall(b"got " + received.strip() + b"\npartial")
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    port = listener.getsockname()[1]
+    result = send("--port", str(port), "--lines", "--reply", stdin=b"hi")
+    thread.join(TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "reply got hi",
+        "reply partial (no line ending)",
+        f"sent 1 line (3 bytes) to 127.0.0.1:{port}",
+    ]

@@ -111,12 +111,18 @@ def make_mode(
     The line modes read with ``max_line_length``: a peer that sends a longer line gets
     ``LineTooLongError``, which the server logs as one warning line before closing that
     connection (everyone else is still served).
+
+    An unterminated last line follows the library's rule (never lost, never passed off as
+    whole): ``lines`` prints it marked ``(no line ending)``, ``echo-lines`` echoes it back as
+    it came, without adding an ending (``receive_line(allow_partial=True, keep_ends=True)``).
     """
 
     async def next_line(conn: Connection, *, keep_ends: bool) -> bytes | None:
         """The next line, or None at a clean end of stream (for ``shutdown.receive``)."""
         try:
-            return await conn.receive_line(max_length=max_line_length, keep_ends=keep_ends)
+            return await conn.receive_line(
+                max_length=max_line_length, keep_ends=keep_ends, allow_partial=keep_ends
+            )
         except EndOfStream:
             return None
 
@@ -133,8 +139,7 @@ def make_mode(
             _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_lines_mode(conn: Connection) -> None:
-        # Whole lines only, with the ending they came with; a partial last line is not
-        # echoed (IncompleteFrameError: the server logs it and closes).
+        # Each line with the ending it came with; a last line without one comes back as is.
         while (
             line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=True))
         ) is not None:

@@ -284,7 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     add_serve_options(s)
 
-    c = commands.add_parser("send", help="the tutorial's sender (default payload: 0c 22)")
+    c = commands.add_parser(
+        "send",
+        help="the tutorial's sender (default payload: 0c 22)",
+        usage="trio-tcp send [-h] [--host HOST] [--port PORT | --unix PATH]\n"
+        "                     [--hex HEX | --text TEXT | --file PATH | - | --lines]\n"
+        "                     [--reply] [--reply-idle S] [--timeout S]\n"
+        "                     [--tls] [--cafile FILE] [--insecure]",
+    )
     where(c)
     payload = c.add_argument_group("payload (one of; default: the bytes 0c 22)")
     payload.add_argument("--hex", type=_hex, help="bytes as hex, e.g. 0c22 or '0c 22'")

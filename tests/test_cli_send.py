@@ -96,9 +96,11 @@ def test_file_dash_is_stdin(echo_server: ServeProcess) -> None:
     """`--file -` sends stdin, like `-`."""
     result = send("--port", str(echo_server.port), "--file", "-", "--reply", stdin=b"\x0c\x22")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        f"sent <Buffer 0c 22> to 127.0.0.1:{echo_server.port}",
+    # Sending and receiving run concurrently: the echo may print before the "sent" line
+    # (stdin's end is only known after one more read).
+    assert sorted(result.stdout.splitlines()) == [
         "reply <Buffer 0c 22>",
+        f"sent <Buffer 0c 22> to 127.0.0.1:{echo_server.port}",
     ]
 
 
@@ -157,9 +159,9 @@ def test_reply_over_tls_ends_after_the_quiet_period(tls_files: tuple[str, str]) 
     finally:
         server.kill()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        f"sent <Buffer 0c 22> to 127.0.0.1:{server.port}",
+    assert sorted(result.stdout.splitlines()) == [
         "reply <Buffer 0c 22>",
+        f"sent <Buffer 0c 22> to 127.0.0.1:{server.port}",
     ]
 
 
@@ -365,3 +367,48 @@ def test_send_lines_reply_marks_an_unterminated_last_line(listener: socket.socke
         "reply partial (no line ending)",
         f"sent 1 line (3 bytes) to 127.0.0.1:{port}",
     ]
+
+
+def test_lines_typing_time_is_not_counted_by_timeout(listener: socket.socket) -> None:
+    """`send --lines --timeout 1`: a pause of 1.5 s between typed lines is not a timeout."""
+    import time
+
+    port = listener.getsockname()[1]
+    with subprocess.Popen(
+        [*CLI, "send", "--port", str(port), "--lines", "--timeout", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        try:
+            listener.settimeout(TIMEOUT)
+            peer, _ = listener.accept()
+            with peer:
+                peer.settimeout(TIMEOUT)
+                proc.stdin.write(b"first\n")
+                proc.stdin.flush()
+                assert peer.recv(100) == b"first\n"
+                time.sleep(1.5)  # a person thinking: longer than --timeout, on purpose
+                proc.stdin.write(b"second\n")
+                proc.stdin.close()
+                received = b""
+                while chunk := peer.recv(100):
+                    received += chunk
+            proc.wait(TIMEOUT)
+            out, err = proc.stdout.read(), proc.stderr.read()
+        finally:
+            proc.kill()
+    assert received == b"second\n"
+    assert proc.returncode == 0, err
+    assert out.decode() == f"sent 2 lines (13 bytes) to 127.0.0.1:{port}\n"
+
+
+def test_lines_timeout_still_covers_sending(listener: socket.socket) -> None:
+    """`send --lines --timeout 1` to a peer that never reads: exit 1 once the send stalls."""
+    port = listener.getsockname()[1]
+    lines = b"x" * 1023 + b"\n"
+    result = send("--port", str(port), "--lines", "--timeout", "1", stdin=lines * (64 * 1024))
+    assert result.returncode == 1
+    assert result.stderr.startswith("trio-tcp: error: timed out after 1 s: sent ")
+    assert result.stderr.count("\n") == 1

@@ -470,19 +470,16 @@ class _Exchange:
     sent: int = 0
     lines: int = 0
     to_send: int | None = None
-    received: int = 0
     head: bytes = b""
-    sending_done: bool = False
     conn: Connection | None = None
 
     def timeout_message(self, timeout: float) -> str:
         if self.conn is None:
             return f"cannot connect to {self.where}: timed out after {timeout:g} s"
-        self.received = self.conn.bytes_received
         of = f" of {self.to_send}" if self.to_send is not None else ""
         return (
             f"timed out after {timeout:g} s: sent {self.sent}{of} bytes to {self.where}, "
-            f"received {_plural(self.received, 'byte')}"
+            f"received {_plural(self.conn.bytes_received, 'byte')}"
         )
 
 
@@ -609,29 +606,29 @@ class _Replies:
     peer's EOF, or once the peer has been quiet for ``idle`` seconds after sending ended.
     """
 
-    def __init__(self, conn: Connection, exchange: _Exchange, idle: float | None) -> None:
+    def __init__(self, conn: Connection, where: str, idle: float | None) -> None:
         self.conn = conn
-        self.exchange = exchange
+        self.where = where
         self.idle = idle
         self.quiet = trio.CancelScope()
+        self._sending_done = False
 
     def sending_done(self) -> None:
-        self.exchange.sending_done = True
+        self._sending_done = True
         self._rearm()
 
     def _rearm(self) -> None:
-        if self.idle is not None and self.exchange.sending_done:
+        if self.idle is not None and self._sending_done:
             self.quiet.deadline = trio.current_time() + self.idle
 
     async def run(self, *, lines: bool) -> None:
-        where = self.exchange.where
+        where = self.where
         with self.quiet:
             try:
                 if lines:
                     await self._lines()
                 else:
                     async for chunk in self.conn:
-                        self.exchange.received += len(chunk)
                         self._rearm()
                         _say(f"reply {format_buffer(chunk)}")
             except LineTooLongError as exc:
@@ -643,11 +640,9 @@ class _Replies:
         conn = self.conn
         try:
             async for reply in conn.lines():
-                self.exchange.received = conn.bytes_received
                 self._rearm()
                 _say(f"reply {reply.decode('utf-8', 'replace')}")
         except IncompleteFrameError as exc:
-            self.exchange.received = conn.bytes_received
             _say(f"reply {exc.partial.decode('utf-8', 'replace')} (no line ending)")
 
 
@@ -702,25 +697,33 @@ async def _send_command(args: argparse.Namespace) -> None:
     exchange = _Exchange(_target(args))
     timeout: float | None = args.timeout
     with trio.move_on_after(float("inf") if timeout is None else timeout) as scope:
+        paused_with = 0.0  # seconds left on the clock while --lines waits for stdin
 
         def clock(timed: bool) -> None:
-            # --lines is typed by a person: waiting for stdin is not timed, the rest is.
-            if args.lines and timeout is not None:
-                scope.deadline = trio.current_time() + timeout if timed else float("inf")
+            # --lines is typed by a person: the time spent waiting for stdin is not counted.
+            nonlocal paused_with
+            if not args.lines or timeout is None:
+                return
+            now = trio.current_time()
+            if timed and math.isinf(scope.deadline):
+                scope.deadline = now + paused_with
+            elif not timed and not math.isinf(scope.deadline):
+                paused_with = scope.deadline - now
+                scope.deadline = float("inf")
 
         async with await _connect(args) as conn:
             exchange.conn = conn
-            replies = _Replies(conn, exchange, args.reply_idle)
+            replies = _Replies(conn, exchange.where, args.reply_idle)
             try:
                 async with trio.open_nursery() as nursery:
                     if args.reply:
                         nursery.start_soon(partial(replies.run, lines=args.lines))
                     await _send_stream(conn, exchange, payload, lines=args.lines, clock=clock)
+                    if not args.lines:  # at once: replies print concurrently from here on
+                        _say(f"sent {_describe(exchange.head, exchange.sent)} to {exchange.where}")
                     if not args.tls:  # TLS cannot half-close: the server ends the conversation
                         await conn.send_eof()
                     replies.sending_done()
-                    if not args.lines:
-                        _say(f"sent {_describe(exchange.head, exchange.sent)} to {exchange.where}")
                 if args.lines:  # a summary, after the replies
                     _say(
                         f"sent {_plural(exchange.lines, 'line')} ({exchange.sent} bytes) "

@@ -113,3 +113,22 @@ def test_mypy_still_rejects_the_wrong_frame_type(tmp_path: Path) -> None:
     assert [line.split(":")[1] for line in errors] == ["7", "8"], result.stdout
     assert 'expected "Framer[int]"' in errors[1]
     assert "import-not-found" not in result.stdout
+
+
+def test_editable_install_is_a_path_that_type_checkers_follow() -> None:
+    """An editable install is a .pth holding the repository's path, not an import hook."""
+    import importlib.metadata
+    import json
+
+    [dist] = [
+        d
+        for d in importlib.metadata.distributions(name="trio-tcp")
+        if d.read_text("direct_url.json") is not None
+    ]
+    direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+    if not direct_url.get("dir_info", {}).get("editable"):
+        pytest.skip("trio_tcp is not installed in editable mode here")
+    files = [str(path) for path in dist.files or []]
+    assert not [name for name in files if "finder" in name], files  # setuptools' import hook
+    [pth] = [path for path in dist.files or [] if str(path).endswith(".pth")]
+    assert Path(pth.read_text().strip()).resolve() == REPO

@@ -120,6 +120,29 @@ def test_timeout_covers_sending_to_a_peer_that_never_reads(deaf_port: int, tmp_p
     assert int(match.group(1)) < 64 << 20  # whole slices the kernel took before the deadline
 
 
+def test_timeout_covers_connecting() -> None:
+    """A listener whose accept queue is full drops our SYN: `--timeout 1` says so, exit 1."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        try:
+            for _ in range(3):  # fill the accept queue; later SYNs are dropped (Linux)
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                queued.append(sock)
+            result = send("--port", str(port), "--timeout", "1", timeout=30)
+        finally:
+            for sock in queued:
+                sock.close()
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"trio-tcp: error: cannot connect to 127.0.0.1:{port}: timed out after 1 s\n"
+    )
+
+
 def test_timeout_covers_the_reply(deaf_port: int) -> None:
     """`--reply --reply-idle 0` waits for EOF, which never comes: `--timeout` ends it, exit 1."""
     result = send("--port", str(deaf_port), "--reply", "--reply-idle", "0", "--timeout", "1")

@@ -177,7 +177,7 @@ def test_reply_over_tls_ends_after_the_quiet_period(tls_files: tuple[str, str]) 
     try:
         result = send(
             *("--port", str(server.port), "--tls", "--cafile", ca_file, "--reply"),
-            *("--hex", "0c22", "--reply-idle", "0.3", "--timeout", "30"),
+            *("--hex", "0c22", "--reply-idle", "2", "--timeout", "30"),
         )
     finally:
         server.kill()
@@ -393,12 +393,12 @@ def test_send_lines_reply_marks_an_unterminated_last_line(listener: socket.socke
 
 
 def test_lines_typing_time_is_not_counted_by_timeout(listener: socket.socket) -> None:
-    """`send --lines --timeout 1`: a pause of 1.5 s between typed lines is not a timeout."""
+    """`send --lines --timeout 2`: a pause of 2.5 s between typed lines is not a timeout."""
     import time
 
     port = listener.getsockname()[1]
     with subprocess.Popen(
-        [*CLI, "send", "--port", str(port), "--lines", "--timeout", "1"],
+        [*CLI, "send", "--port", str(port), "--lines", "--timeout", "2"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -412,7 +412,7 @@ def test_lines_typing_time_is_not_counted_by_timeout(listener: socket.socket) ->
                 proc.stdin.write(b"first\n")
                 proc.stdin.flush()
                 assert peer.recv(100) == b"first\n"
-                time.sleep(1.5)  # a person thinking: longer than --timeout, on purpose
+                time.sleep(2.5)  # a person thinking: longer than --timeout, on purpose
                 proc.stdin.write(b"second\n")
                 proc.stdin.close()
                 received = b""

@@ -44,8 +44,7 @@ from typing import Final, TypeAlias, TypeVar
 import trio
 
 from ._exceptions import EndOfStream, IncompleteFrameError
-from .framing import DEFAULT_MAX_LINE_LENGTH, Framer, LineFramer, ReceiveBuffer
-from .framing._base import FrameEncoder
+from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection"]
 

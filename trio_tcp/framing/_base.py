@@ -8,7 +8,7 @@ from typing import Generic, Protocol, TypeVar
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ._buffer import ReceiveBuffer
 
-__all__ = ["FrameT", "Framer"]
+__all__ = ["FrameEncoder", "FrameT", "Framer"]
 
 FrameT = TypeVar("FrameT")
 
@@ -30,7 +30,9 @@ class FrameEncoder(Protocol[FrameT_contra]):
     "text")`` is still a type error (the frame must be something the framer encodes).
     """
 
-    def encode(self, frame: FrameT_contra, /) -> bytes: ...
+    def encode(self, frame: FrameT_contra, /) -> bytes:
+        """Return the bytes that carry ``frame`` on the wire."""
+        ...
 
 
 class Framer(ABC, Generic[FrameT_co]):

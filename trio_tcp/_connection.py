@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, NoReturn, TypeVar
 
 import trio
@@ -37,7 +37,7 @@ import trio
 from ._address import Address, format_address, stream_address
 from ._exceptions import EndOfStream, IncompleteFrameError
 from ._socket_stream import DEFAULT_RECEIVE_SIZE, fast_stream
-from .framing import DEFAULT_MAX_LINE_LENGTH, Framer, LineFramer, ReceiveBuffer
+from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection", "format_address"]
 
@@ -256,13 +256,14 @@ class Connection(trio.abc.HalfCloseableStream):
     async def _read(
         self,
         parse: Callable[[ReceiveBuffer], T | None],
-        at_eof: Callable[[ReceiveBuffer], NoReturn] | None,
+        at_eof: Callable[[ReceiveBuffer], T] | None,
     ) -> T:
         """The one read loop behind every buffered read: parse, else receive and parse again.
 
         ``parse`` takes its result out of the buffer or returns ``None`` (leaving the buffer
-        as it was); ``at_eof`` raises the right error when the stream ends first (``None``:
-        only called with bytes buffered, so it cannot end). Every received chunk goes straight
+        as it was); ``at_eof`` raises the right error when the stream ends first, or returns
+        a last result (a partial line, with ``allow_partial``); it is ``None`` only where
+        bytes are buffered, so the first parse succeeds. Every received chunk goes straight
         into the buffer, so a cancellation can never lose it.
         """
         if self._closed or self._receiving:
@@ -286,7 +287,7 @@ class Connection(trio.abc.HalfCloseableStream):
                 data = await stream.receive_some(size)  # a checkpoint of its own
                 if not data:
                     assert at_eof is not None
-                    at_eof(buffer)
+                    return at_eof(buffer)  # raises, or makes a last result of what is left
                 self.bytes_received += len(data)
                 buffer.feed(data)
                 result = parse(buffer)
@@ -348,6 +349,7 @@ class Connection(trio.abc.HalfCloseableStream):
         max_length: int = DEFAULT_MAX_LINE_LENGTH,
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
+        allow_partial: bool = False,
     ) -> bytes:
         """Return the next line, without its line ending unless ``keep_ends``.
 
@@ -361,13 +363,18 @@ class Connection(trio.abc.HalfCloseableStream):
           max_length: the longest line accepted, not counting its ending (the delimiter and,
             for ``b"\\n"``, a ``\\r`` before it); default 64 KiB, the limit of asyncio's
             ``StreamReader`` (Node has none; Twisted's LineReceiver uses 16 KiB).
+          allow_partial: at the end of the stream, return a last line that has no ending
+            (as asyncio's ``readline()`` does) instead of raising ``IncompleteFrameError``.
+            Either way the bytes are never lost, and never passed off as a whole line: with
+            ``keep_ends=True`` a returned partial line is the one without an ending.
 
         Raises:
           LineTooLongError: the line is longer than ``max_length``, or more than that many
             bytes arrived without a line ending. The bytes stay in the buffer
             (``receive_some`` can still read them); the usual response is to close.
           EndOfStream: the stream ended cleanly between lines.
-          IncompleteFrameError: the stream ended inside a line; ``.partial`` holds it.
+          IncompleteFrameError: the stream ended inside a line; ``.partial`` holds it (not
+            with ``allow_partial``, which returns it).
           ValueError: ``delimiter`` is empty or ``max_length`` is negative.
 
         Cancellation: the bytes received so far stay buffered for the next read.
@@ -376,7 +383,8 @@ class Connection(trio.abc.HalfCloseableStream):
             framer = _DEFAULT_LINE_FRAMER
         else:
             framer = _line_framer(delimiter, max_length, keep_ends)
-        return await self.receive_frame(framer)
+        at_eof = _partial_line_eof if allow_partial else functools.partial(_frame_eof, framer)
+        return await self._read(framer.parse, at_eof)
 
     def lines(
         self,
@@ -384,13 +392,26 @@ class Connection(trio.abc.HalfCloseableStream):
         max_length: int = DEFAULT_MAX_LINE_LENGTH,
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
+        allow_partial: bool = False,
     ) -> AsyncIterator[bytes]:
         """``async for line in conn.lines():`` every line until a clean end of stream.
 
         Takes the options of :meth:`receive_line`. A stream that ends inside a line raises
-        ``IncompleteFrameError``; an over-long line raises ``LineTooLongError``.
+        ``IncompleteFrameError`` (``.partial`` holds it), or with ``allow_partial`` yields it
+        as the last line; an over-long line raises ``LineTooLongError``.
         """
-        return _FrameIterator(self, _line_framer(delimiter, max_length, keep_ends))
+        _line_framer(
+            delimiter, max_length, keep_ends
+        )  # bad options fail here, not at the first line
+        return _ReadIterator(
+            functools.partial(
+                self.receive_line,
+                max_length=max_length,
+                delimiter=delimiter,
+                keep_ends=keep_ends,
+                allow_partial=allow_partial,
+            )
+        )
 
     async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
         """Return the next frame that ``framer`` parses out of this connection's bytes.
@@ -405,9 +426,9 @@ class Connection(trio.abc.HalfCloseableStream):
 
     def frames(self, framer: Framer[FrameT]) -> AsyncIterator[FrameT]:
         """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
-        return _FrameIterator(self, framer)
+        return _ReadIterator(functools.partial(self.receive_frame, framer))
 
-    async def send_frame(self, framer: Framer[FrameT], frame: FrameT) -> None:
+    async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
 
         Raises:
@@ -447,15 +468,23 @@ def _frame_eof(framer: Framer[Any], buffer: ReceiveBuffer) -> NoReturn:
     _raise_eof(buffer, expected=None)  # a framer that did not raise
 
 
-class _FrameIterator(AsyncIterator[FrameT]):
-    __slots__ = ("_conn", "_framer")
+def _partial_line_eof(buffer: ReceiveBuffer) -> bytes:
+    """End of stream inside a line, read with ``allow_partial``: the line as it came."""
+    if not buffer:
+        raise EndOfStream("the peer closed the stream")
+    return buffer.extract_all()
 
-    def __init__(self, conn: Connection, framer: Framer[FrameT]):
-        self._conn = conn
-        self._framer = framer
 
-    async def __anext__(self) -> FrameT:
+class _ReadIterator(AsyncIterator[T]):
+    """``async for`` over one of the reads: each step is that read, until a clean end."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], Awaitable[T]]):
+        self._read = read
+
+    async def __anext__(self) -> T:
         try:
-            return await self._conn.receive_frame(self._framer)
+            return await self._read()
         except EndOfStream:
             raise StopAsyncIteration from None

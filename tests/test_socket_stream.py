@@ -216,3 +216,29 @@ async def test_a_parked_writer_wakes_when_the_peer_reads() -> None:
             while len(received) < len(payload):
                 received += await right.receive_some()
         assert received == payload
+
+
+async def test_reads_grow_while_they_fill_and_shrink_back() -> None:
+    """receive_some() asks for more while each read fills its buffer, 64 KiB again after."""
+    default = _socket_stream.DEFAULT_RECEIVE_SIZE
+    with trio.fail_after(GUARD):
+        a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        left, right = FastSocketStream(a), FastSocketStream(b)
+        async with left, right:
+            payload = bytes(range(256)) * 4096  # 1 MiB
+            sizes: list[int] = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(right.send_all, payload)
+                await trio.testing.wait_all_tasks_blocked()
+                received = bytearray()
+                while len(received) < len(payload):
+                    chunk = await left.receive_some()
+                    sizes.append(len(chunk))
+                    received += chunk
+            assert received == payload
+            assert max(sizes) > default  # it grew
+            assert max(sizes) <= _socket_stream._MAX_READ_SIZE
+            await right.send_all(b"small")
+            assert await left.receive_some() == b"small"
+            assert left._read_size == default  # a short read shrinks it back

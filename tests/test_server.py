@@ -201,11 +201,11 @@ async def test_serve_returns_after_aclose() -> None:
             assert returned.is_set()
 
 
-async def test_closing_event_is_shared_with_connections() -> None:
-    """conn.closing is set when graceful shutdown begins, so handlers can finish early."""
+async def test_closing_is_shared_with_connections() -> None:
+    """conn.is_closing turns True (and wait_closing returns) when graceful shutdown begins, so handlers can finish early."""
 
     async def polite(conn: Connection) -> None:
-        await conn.closing.wait()
+        await conn.wait_closing()
         await conn.send_all(b"bye")
 
     with trio.fail_after(GUARD):
@@ -556,10 +556,10 @@ async def test_crash_isolated_on_every_transport(transport_server: Any) -> None:
 
 
 async def test_graceful_shutdown_on_every_transport(transport_server: Any) -> None:
-    """close() lets a handler that watches conn.closing say goodbye, on every transport."""
+    """close() lets a handler waiting in conn.wait_closing() say goodbye, on every transport."""
 
     async def polite(conn: Connection) -> None:
-        await conn.closing.wait()
+        await conn.wait_closing()
         await conn.send_all(b"bye")
 
     server = await transport_server(polite)

@@ -337,7 +337,7 @@ def _configure_logging(verbose: int, *, threaded: bool = False) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    handler._trio_tcp_cli = True  # type: ignore[attr-defined]
+    setattr(handler, "_trio_tcp_cli", True)  # noqa: B010 (marks ours, for idempotence)
     root.addHandler(handler)
     root.setLevel(level)
 

@@ -326,19 +326,23 @@ class Connection(trio.abc.HalfCloseableStream):
     def _peer_quiet(self) -> bool:
         if self._buffer is not None and self._buffer:
             return False
+        return not self._unread_on_socket()
+
+    def _unread_on_socket(self) -> bool:
+        """Bytes (or end of stream, or an error) wait in the socket's receive queue."""
         sock = self._sock
         if sock is None:
             transport = getattr(self.stream, "transport_stream", None)  # trio.SSLStream
             sock = _raw_socket(transport) if isinstance(transport, trio.abc.Stream) else None
             if sock is None:
-                return True
+                return False
         try:
             sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return True
+            return False
         except OSError:
-            return False  # an error is waiting: the next read reports it
-        return False  # bytes (or end of stream) are waiting
+            return True  # an error is waiting: the next read reports it
+        return True  # bytes (or end of stream) are waiting
 
     async def _wait_at_boundary(self) -> bool:
         """For the ``until_closing`` iterators, before a read: False means stop iterating.

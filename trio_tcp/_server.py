@@ -223,6 +223,16 @@ async def _lingering_close(conn: Connection) -> None:
         await trio.aclose_forcefully(conn)
 
 
+def _ragged_tls_eof(conn: Connection, exc: Exception) -> bool:
+    """The handler ended on a TLS stream whose peer closed without close_notify."""
+    if not isinstance(conn.stream, trio.SSLStream) or not isinstance(exc, trio.BrokenResourceError):
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, ssl.SSLEOFError) or (
+        isinstance(cause, ssl.SSLSyscallError) and not cause.errno
+    )
+
+
 def handler_error_kind(exc: Exception) -> Literal["reset", "protocol_errors", "failed"]:
     """The ``ServerStats`` counter a handler's exception goes to.
 
@@ -429,7 +439,8 @@ class Server:
                 watchdog = trio.CancelScope()
                 if self._idle_timeout is not None:
                     handlers.start_soon(self._idle_watchdog, watchdog, self._idle_timeout)
-                handlers.start_soon(self._flush_logs, watchdog)
+                flusher = trio.CancelScope()
+                handlers.start_soon(self._flush_logs, flusher)
                 try:
                     async with trio.open_nursery() as acceptors:
                         self._accept_scope = acceptors.cancel_scope
@@ -443,6 +454,7 @@ class Server:
                 # The accept loops only end when close() cancelled them.
                 await self._drained.wait()
                 watchdog.cancel()
+                flusher.cancel()
         finally:
             self._closing.set()
             self._log.flush()
@@ -583,7 +595,7 @@ class Server:
                         await trio.aclose_forcefully(conn)
                     else:
                         await close_tls(conn)  # close_notify (bounded): a clean end
-                elif deadline or (not cut and not conn._peer_quiet()):
+                elif deadline or (not cut and conn._unread_on_socket()):
                     await _lingering_close(conn)
                 else:
                     await trio.aclose_forcefully(conn)
@@ -610,6 +622,11 @@ class Server:
         raise exc
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
+        if _ragged_tls_eof(conn, exc):
+            # The TLS peer closed its socket without close_notify (Python's ssl client and
+            # most HTTPS clients do): the peer ended the conversation, it did not break it.
+            logger.debug("%r: the TLS peer closed without close_notify", conn)
+            return
         kind = handler_error_kind(exc)
         self._counters[kind] += 1
         if kind == "reset":

@@ -63,7 +63,7 @@ class LogThrottle:
         episode = self._episodes.get(kind)
         if episode is None:
             self._episodes[kind] = _Episode(level, summary)
-            self.logger.log(level, message, *args, exc_info=exc_info)
+            self.logger.log(level, message, *args, exc_info=exc_info, stacklevel=2)
             return
         episode.repeated += 1
         episode.last_message = message

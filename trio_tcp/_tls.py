@@ -47,10 +47,7 @@ async def tls_handshake(
 
     Cancellation: a cancelled handshake leaves ``stream`` open for the caller to close.
     """
-    # https_compatible: a peer that closes its socket without TLS's close_notify (Python's
-    # default client, most HTTPS clients) ends the stream cleanly (b"") instead of breaking
-    # it. Truncation still shows: a framed protocol reports an incomplete frame at that EOF.
-    tls = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+    tls = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=False)
     with trio.move_on_after(timeout) as scope:
         try:
             await tls.do_handshake()

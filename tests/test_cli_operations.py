@@ -105,8 +105,19 @@ async def test_undrained_stderr_with_a_flood_of_log_lines() -> None:
     """stderr never read under -vv: echo clients served, idle timeout fires, SIGTERM exits."""
     server = await trio.to_thread.run_sync(
         lambda: BlockedServe(
-            ["--port", "0", "--mode", "echo-lines", "--max-line-length", "10", "-vv"]
-            + ["--idle-timeout", "1", "--grace-period", "2"],
+            [
+                "--port",
+                "0",
+                "--mode",
+                "echo-lines",
+                "--max-line-length",
+                "10",
+                "-vv",
+                "--idle-timeout",
+                "1",
+                "--grace-period",
+                "2",
+            ],
             block="stderr",
         )
     )

@@ -35,7 +35,7 @@ from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
 from ._exceptions import IncompleteFrameError, LineTooLongError
 from ._format import format_buffer
-from ._output import FdWriter, ThreadedLogHandler, report_dropped
+from ._output import FdWriter, ThreadedLogHandler, report_dropped, writer_for
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
 from ._workers import run_workers
 from .framing import DEFAULT_MAX_LINE_LENGTH
@@ -310,15 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _LOG_FORMAT = "trio-tcp: %(levelname)s: %(message)s"
-# One writer thread per standard stream, made once per process (run() may run many times).
-_writers: dict[int, FdWriter] = {}
-
-
-def _writer(fd: int) -> FdWriter:
-    writer = _writers.get(fd)
-    if writer is None or writer.broken is not None:
-        writer = _writers[fd] = FdWriter(fd)
-    return writer
 
 
 def _configure_logging(verbose: int, *, threaded: bool = False) -> None:
@@ -333,7 +324,7 @@ def _configure_logging(verbose: int, *, threaded: bool = False) -> None:
         root.removeHandler(old)
     handler: logging.Handler
     if threaded:
-        handler = ThreadedLogHandler(_writer(sys.stderr.fileno()))
+        handler = ThreadedLogHandler(writer_for(sys.stderr.fileno()))
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
@@ -357,7 +348,7 @@ async def _serve_command(args: argparse.Namespace) -> None:
         except OptionError as exc:
             raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
         return
-    stdout, stderr = _writer(sys.stdout.fileno()), _writer(sys.stderr.fileno())
+    stdout, stderr = writer_for(sys.stdout.fileno()), writer_for(sys.stderr.fileno())
     stdout.attach()
     stderr.attach()
     printer = ThreadedPrinter(stdout)
@@ -376,7 +367,12 @@ async def _serve_command(args: argparse.Namespace) -> None:
 
             stdout.on_broken = reader_gone
             nursery.start_soon(_cancel_when_closed, server, nursery.cancel_scope)
-            printer.status(_listening_line(server))
+            if args.parent_fd is not None:
+                nursery.start_soon(_watch_parent, args.parent_fd, server, stderr)
+            if args.ready_fd is not None:  # a worker of `--workers N`: tell the parent
+                _tell_ready(args.ready_fd)
+            else:
+                printer.status(_listening_line(server))
             if args.stats_interval is not None:
                 nursery.start_soon(print_stats, server, args.stats_interval)
             async for signum in signals:
@@ -403,6 +399,26 @@ async def _serve_command(args: argparse.Namespace) -> None:
     report_dropped({"stdout": stdout, "stderr": stderr}, stderr.fd)
     if hard_stop:
         raise HardStop
+
+
+async def _watch_parent(fd: int, server: Server, stderr: FdWriter) -> None:
+    """A worker: shut down gracefully once the parent's lifeline pipe reads EOF."""
+    async with trio.lowlevel.FdStream(fd) as lifeline:
+        while await lifeline.receive_some():
+            pass
+    if not server.is_closing:
+        stderr.write_nowait(b"trio-tcp: the parent process exited: shutting down\n")
+        server.close()
+
+
+def _tell_ready(fd: int) -> None:
+    """Write ``ready`` to the parent's pipe and close it (a few bytes: never blocks)."""
+    try:
+        os.write(fd, b"ready\n")
+    except OSError:
+        pass  # the parent is gone: the lifeline (--parent-fd) stops us
+    finally:
+        os.close(fd)
 
 
 async def _cancel_when_closed(server: Server, scope: trio.CancelScope) -> None:

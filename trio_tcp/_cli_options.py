@@ -77,6 +77,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="run N processes sharing the port with SO_REUSEPORT (default 1)",
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    # A worker writes "ready" to this descriptor once it listens (the parent's pipe).
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    # A worker shuts down when this descriptor reads EOF (the parent exited).
+    parser.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)
     admission.add_argument(
         "--stats-interval", type=_positive_float, metavar="S", help="print a stats line every S s"
     )

@@ -33,7 +33,7 @@ from typing import Final
 
 import trio
 
-__all__ = ["FdWriter", "ThreadedLogHandler", "report_dropped", "write_if_writable"]
+__all__ = ["FdWriter", "ThreadedLogHandler", "report_dropped", "write_if_writable", "writer_for"]
 
 #: Bytes one connection may have waiting for the output thread before its next line waits:
 #: a few hundred lines, so a flood from one peer stays bounded (``max_connections`` of
@@ -208,6 +208,18 @@ class FdWriter:
             with self._cond:
                 self._writing = False
             self._call_soon(self._written, key, len(data))
+
+
+# One writer thread per descriptor, made once per process (the CLI may run many times).
+_writers: dict[int, FdWriter] = {}
+
+
+def writer_for(fd: int) -> FdWriter:
+    """The process's :class:`FdWriter` for ``fd`` (a new one if the old one broke)."""
+    writer = _writers.get(fd)
+    if writer is None or writer.broken is not None:
+        writer = _writers[fd] = FdWriter(fd)
+    return writer
 
 
 class _WriterQueue:

@@ -31,8 +31,7 @@ class _Episode:
     level: int
     summary: str
     repeated: int = 0
-    last_message: str = ""
-    last_args: tuple[object, ...] = ()
+    last: str = ""
 
 
 class LogThrottle:
@@ -57,8 +56,9 @@ class LogThrottle:
         """Record one event of ``kind``: logged now if it starts an episode, else counted.
 
         ``summary`` names the repeated event in the summary line ("connections refused
-        (per-peer limit)"); ``message % args`` is the full line. Formatting is deferred,
-        so a counted event costs a dict lookup.
+        (per-peer limit)"); ``message % args`` is the full line. A counted event is
+        formatted too (the summary quotes the last one, and its arguments may change
+        after the event, a closed connection's address for one) but not written.
         """
         episode = self._episodes.get(kind)
         if episode is None:
@@ -66,8 +66,8 @@ class LogThrottle:
             self.logger.log(level, message, *args, exc_info=exc_info, stacklevel=2)
             return
         episode.repeated += 1
-        episode.last_message = message
-        episode.last_args = args
+        if self.logger.isEnabledFor(level):
+            episode.last = message % args if args else message
 
     def flush(self) -> None:
         """Write one summary line per kind that repeated since the last flush.
@@ -79,14 +79,13 @@ class LogThrottle:
                 del self._episodes[kind]
                 continue
             if self.logger.isEnabledFor(episode.level):
-                last = episode.last_message % episode.last_args
                 self.logger.log(
                     episode.level,
                     "%s: %s more in the last %g s (last: %s)",
                     episode.summary,
                     f"{episode.repeated:,}",
                     self.interval,
-                    last,
+                    episode.last,
                 )
             episode.repeated = 0
 

@@ -778,6 +778,24 @@ async def serve(
     the :class:`Server` once it accepts connections. Each connection runs in its own task in
     a nursery, as a :class:`Connection`, and is closed when the handler returns.
 
+    Shutdown: after :meth:`Server.close` (or ``aclose``) the server stops accepting at once
+    and serves every existing connection until its peer ends it or ``grace_period`` ends
+    (Node's and asyncio's ``close()`` leave connections alone; we add the deadline). A
+    handler may end earlier at a boundary it chooses: ``conn.is_closing``,
+    ``conn.is_closing_and_quiet`` (closing, and nothing of the peer's buffered or waiting on
+    the socket), and the ``until_closing=True`` option of ``conn.lines``/``frames``/``chunks``,
+    which stop at such a boundary and wake up if they were waiting on a quiet peer. At the
+    deadline the handlers still running are cancelled (counted in ``stats.cut``, logged in
+    one line) and their connections closed without resetting the peer where the OS allows:
+    EOF first, the peer's input discarded for up to :data:`LINGER_TIMEOUT`, then close
+    (nginx's ``lingering_close``). A handler that returns with the peer's input unread on the
+    socket is closed the same way.
+
+    Logging (the ``trio_tcp`` logger; the library adds no handlers): every event a peer can
+    repeat (refusals, drops, resets, timeouts, protocol errors, TLS and PROXY failures,
+    ``accept()`` errors) is logged in full the first time, then in one summary line per
+    10 s with the count; ``server.stats`` counts every one.
+
     Args:
       handler: ``async def handler(conn: Connection)``.
       port: the TCP port; 0 picks a free one (the same on every address: ``server.port``).
@@ -790,10 +808,11 @@ async def serve(
       backlog: the listen queue length (default: as long as the OS allows).
       reuse_port: set ``SO_REUSEPORT`` so several processes can share the port.
       max_connections: connections beyond this many live ones are accepted and closed at
-        once, counted as ``dropped`` and logged once per episode. ``None``: no limit.
+        once, counted as ``dropped`` (logged as above). ``None``: no limit.
       idle_timeout: close a connection that received nothing for this many seconds
         (checked every quarter of it). ``None``: never.
-      grace_period: seconds handlers get to finish after :meth:`Server.close`.
+      grace_period: seconds existing connections are still served after
+        :meth:`Server.close` (see Shutdown above); 0 cuts them at once.
       handler_errors: ``"log"`` (default): a handler's exception is logged on the
         ``trio_tcp`` logger and closes only its connection. ``"raise"``: it propagates and
         stops the server (for tests).
@@ -821,7 +840,7 @@ async def serve(
       max_accept_rate: new connections admitted per second on average, in bursts of up to
         one second's worth (``None``: no limit).
         Admission refusals close the connection before any TLS handshake, are counted as
-        ``refused_denied``/``refused_per_peer``/``refused_rate`` and logged once per episode.
+        ``refused_denied``/``refused_per_peer``/``refused_rate`` and logged as above.
 
     Raises:
       OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
@@ -829,8 +848,8 @@ async def serve(
       ValueError: an option is out of range.
 
     Cancellation: cancelling the surrounding scope is the hard stop: every handler is
-    cancelled and every socket closed at once. :meth:`Server.aclose` is the graceful one;
-    once it completes, this function returns.
+    cancelled and every socket closed at once (no linger; counted in ``stats.cut``).
+    :meth:`Server.aclose` is the graceful one; once it completes, this function returns.
     """
     listeners: list[trio.abc.Listener[Any]]
     if unix_path is not None:

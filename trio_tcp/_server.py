@@ -663,9 +663,8 @@ class Server:
                 "failed",
                 logging.ERROR,
                 "handlers raised",
-                "%r: handler raised %r",
+                "%r: handler raised",
                 conn,
-                exc,
                 exc_info=exc,
             )
 

@@ -387,10 +387,11 @@ async def test_accept_emfile_backs_off_and_retries(
     assert listener.closed
     emfile = [r.getMessage() for r in caplog.records if "EMFILE" in r.getMessage()]
     assert emfile[0].startswith("accept() failed with EMFILE")
-    assert emfile[1:] == [  # the other two failures: one summary line, at the latest at close
-        "accept() failed: 2 more in the last 10 s (last: accept() failed with EMFILE "
-        "(Too many open files); retrying in 0.04 s)"
-    ]
+    [summary] = emfile[1:]  # the other two failures: one summary line, at the latest at close
+    assert summary.startswith("accept() failed: 2 more in the last ")
+    assert summary.endswith(
+        " s (last: accept() failed with EMFILE (Too many open files); retrying in 0.04 s)"
+    )
 
 
 async def test_unix_socket_serves_and_removes_its_file(tmp_path: Path) -> None:
@@ -851,4 +852,4 @@ async def test_a_flood_of_refusals_logs_two_lines_and_counts_all(
     assert len(lines) == 2, lines
     assert lines[0].startswith("connection from 127.0.0.1:")
     assert "refused: its address is on the deny list (127.0.0.1:" in lines[0]
-    assert lines[1].startswith("connections refused (allow/deny list): 49 more in the last 10 s")
+    assert lines[1].startswith("connections refused (allow/deny list): 49 more in the last ")

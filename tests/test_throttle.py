@@ -43,16 +43,18 @@ async def test_first_event_in_full_then_a_summary_per_interval(
 def test_kinds_are_throttled_separately(caplog: pytest.LogCaptureFixture) -> None:
     """Each kind gets its own first line and its own summary."""
     caplog.set_level(logging.INFO, logger="throttle-test")
-    throttle = LogThrottle(logging.getLogger("throttle-test"), interval=10)
+    now = [100.0]
+    throttle = LogThrottle(logging.getLogger("throttle-test"), interval=10, clock=lambda: now[0])
     for _ in range(3):
         throttle.event("a", logging.WARNING, "a events", "an a")
         throttle.event("b", logging.INFO, "b events", "a b")
+    now[0] = 107.5  # a flush at close comes before the interval ends
     throttle.flush()
     assert messages(caplog) == [
         "an a",
         "a b",
-        "a events: 2 more in the last 10 s (last: an a)",
-        "b events: 2 more in the last 10 s (last: a b)",
+        "a events: 2 more in the last 7.5 s (last: an a)",
+        "b events: 2 more in the last 7.5 s (last: a b)",
     ]
     assert [r.levelno for r in caplog.records] == [30, 20, 30, 20]
 

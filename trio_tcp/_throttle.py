@@ -14,6 +14,7 @@ times" are the precedents.)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,6 +31,7 @@ DEFAULT_LOG_INTERVAL: Final = 10.0
 class _Episode:
     level: int
     summary: str
+    since: float
     repeated: int = 0
     last: str = ""
 
@@ -37,11 +39,18 @@ class _Episode:
 class LogThrottle:
     """Log the first event of each kind, then at most one summary per :meth:`flush`."""
 
-    def __init__(self, logger: logging.Logger, interval: float = DEFAULT_LOG_INTERVAL) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = DEFAULT_LOG_INTERVAL,
+        *,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
         if not interval > 0:
             raise ValueError("the log interval must be > 0")
         self.logger = logger
         self.interval = interval
+        self._clock = clock
         self._episodes: dict[str, _Episode] = {}
 
     def event(
@@ -62,7 +71,7 @@ class LogThrottle:
         """
         episode = self._episodes.get(kind)
         if episode is None:
-            self._episodes[kind] = _Episode(level, summary)
+            self._episodes[kind] = _Episode(level, summary, self._clock())
             self.logger.log(level, message, *args, exc_info=exc_info, stacklevel=2)
             return
         episode.repeated += 1
@@ -74,6 +83,7 @@ class LogThrottle:
 
         A kind with nothing new ends its episode: its next event is logged in full.
         """
+        now = self._clock()
         for kind, episode in list(self._episodes.items()):
             if not episode.repeated:
                 del self._episodes[kind]
@@ -81,13 +91,14 @@ class LogThrottle:
             if self.logger.isEnabledFor(episode.level):
                 self.logger.log(
                     episode.level,
-                    "%s: %s more in the last %g s (last: %s)",
+                    "%s: %s more in the last %.3g s (last: %s)",
                     episode.summary,
                     f"{episode.repeated:,}",
-                    self.interval,
+                    now - episode.since,
                     episode.last,
                 )
             episode.repeated = 0
+            episode.since = now
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds, forever (a task of the server's nursery)."""

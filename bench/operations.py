@@ -23,6 +23,7 @@ import contextlib
 import os
 import random
 import signal
+import site
 import socket
 import struct
 import subprocess
@@ -39,14 +40,19 @@ class Serve:
 
     def __init__(self, args: list[str], pythonpath: str | None) -> None:
         env = dict(os.environ)
+        python = [sys.executable]
         if pythonpath:
-            env["PYTHONPATH"] = pythonpath
+            # -S: no site processing, so the editable install's import hook (which wins over
+            # PYTHONPATH) stays out; site-packages come back through PYTHONPATH for trio.
+            env["PYTHONPATH"] = os.pathsep.join([pythonpath, *site.getsitepackages()])
+            python.append("-S")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trio_tcp", "serve", "--port", "0", *args],
+            [*python, "-m", "trio_tcp", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            cwd=pythonpath,  # not this checkout: `-m` puts the working directory first
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         first = self.proc.stdout.readline()
@@ -195,9 +201,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024 * 1024)
     parser.add_argument("--pythonpath", help="run the CLI from this checkout instead")
     parser.add_argument("--skip-shutdown", action="store_true")
+    parser.add_argument("--skip-floods", action="store_true")
     args = parser.parse_args()
     if not args.skip_shutdown:
         shutdown_during_transfers(args.clients, args.size, args.pythonpath)
+    if args.skip_floods:
+        return
     seconds, path = args.seconds, args.pythonpath
     flood(
         "max-connections churn",

@@ -27,6 +27,7 @@ event loop).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -64,8 +65,10 @@ def _reserve_port(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        reason = exc.strerror or exc
-        raise OptionError(f"cannot reserve {host}:{port}: {reason}", usage=False) from None
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # The same words as a single server's `cannot listen on ...: address already in use`.
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise OptionError(f"cannot listen on {where}: {reason}", usage=False) from None
     return sock
 
 

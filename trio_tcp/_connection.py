@@ -222,6 +222,7 @@ class Connection(trio.abc.HalfCloseableStream):
         "_sending",
         "_sock",
         "_unyielded",
+        "_wake_on_closing",
         "_wake_scope",
         "bytes_received",
         "bytes_sent",
@@ -267,7 +268,8 @@ class Connection(trio.abc.HalfCloseableStream):
         self._unyielded = 0
         self._closed = False
         self._closing = closing
-        self._wake_scope: trio.CancelScope | None = None  # an until_closing read waiting
+        self._wake_scope: trio.CancelScope | None = None  # an until_closing read parked
+        self._wake_on_closing = False  # the read in progress is an until_closing one
         self._cancel_scope: trio.CancelScope | None = None
         self._idle_mark_bytes = 0
         self._idle_mark_time = self.opened_at
@@ -344,6 +346,25 @@ class Connection(trio.abc.HalfCloseableStream):
             return True  # an error is waiting: the next read reports it
         return True  # bytes (or end of stream) are waiting
 
+    async def _park_unless_closing(self, sock: socket.socket) -> None:
+        """Wait for ``sock`` to be readable, or raise ``_Woken`` once shutdown begins.
+
+        The cancel scope that ``Server.close`` cancels to wake us is entered only here, when
+        the read parks on epoll (which costs an epoll_ctl and a wake-up anyway): a read whose
+        bytes are already there, or arrive within the patience rounds, pays nothing for it.
+        """
+        closing = self._closing
+        if closing is not None and closing.is_set():
+            raise _Woken
+        with trio.CancelScope() as scope:
+            self._wake_scope = scope
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            finally:
+                self._wake_scope = None
+        if scope.cancelled_caught:
+            raise _Woken
+
     async def _wait_at_boundary(self) -> bool:
         """For the ``until_closing`` iterators, before a read: False means stop iterating.
 
@@ -359,7 +380,15 @@ class Connection(trio.abc.HalfCloseableStream):
         if closing.is_set():
             return not self._peer_quiet()
         self._check_receive()
-        with trio.CancelScope() as scope:
+        if self._sock is not None:  # the fast path wakes only a parked read (see above)
+            self._wake_on_closing = True
+            try:
+                return await self._fill(buffer)
+            except _Woken:
+                return not self._peer_quiet()
+            finally:
+                self._wake_on_closing = False
+        with trio.CancelScope() as scope:  # other streams: a scope around the whole wait
             self._wake_scope = scope
             try:
                 received = await self._fill(buffer)
@@ -457,6 +486,8 @@ class Connection(trio.abc.HalfCloseableStream):
                     if patience:
                         patience -= 1
                         await trio.lowlevel.checkpoint()  # nothing received: may be cancelled
+                    elif self._wake_on_closing:
+                        await self._park_unless_closing(sock)
                     else:
                         await trio.lowlevel.wait_readable(sock)
                     self._unyielded = 0
@@ -791,6 +822,10 @@ class Connection(trio.abc.HalfCloseableStream):
             self._idle_mark_time = now
             return 0.0
         return now - self._idle_mark_time
+
+
+class _Woken(Exception):
+    """Internal: an ``until_closing`` read was woken by a graceful shutdown (no bytes taken)."""
 
 
 class _LineIterator(AsyncIterator[bytes]):

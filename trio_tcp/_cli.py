@@ -37,7 +37,14 @@ from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
 from ._exceptions import IncompleteFrameError, LineTooLongError
 from ._format import INSPECT_MAX_BYTES, format_buffer
-from ._output import FdWriter, ThreadedLogHandler, report_dropped, writer_for
+from ._output import (
+    FdWriter,
+    ThreadedLogHandler,
+    report_dropped,
+    write_if_writable,
+    writer_for,
+    writing_to,
+)
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
 from ._workers import run_workers
 from .framing import DEFAULT_MAX_LINE_LENGTH
@@ -299,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=DEFAULT_GRACE_PERIOD,
         metavar="S",
-        help=f"seconds to finish on SIGINT/SIGTERM (default {DEFAULT_GRACE_PERIOD:g}; "
-        "0: cancel at once, inf: wait for every connection)",
+        help=f"after SIGINT/SIGTERM, serve open connections up to S more seconds (default "
+        f"{DEFAULT_GRACE_PERIOD:g}; 0: cut at once, inf: wait for every connection); "
+        "a second signal stops at once",
     )
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     add_serve_options(s)
@@ -423,7 +431,12 @@ async def _serve_command(args: argparse.Namespace) -> None:
             else:
                 printer.status(_listening_line(server))
             if args.stats_interval is not None:
-                nursery.start_soon(print_stats, server, args.stats_interval)
+                nursery.start_soon(
+                    print_stats,
+                    server,
+                    args.stats_interval,
+                    lambda line: stderr.write_nowait(line.encode() + b"\n"),
+                )
             async for signum in signals:
                 if server.is_closing:  # a second signal: stop now
                     hard_stop = True
@@ -876,6 +889,14 @@ def _check_where(args: argparse.Namespace) -> None:
         args.port = DEFAULT_PORT
 
 
+def _print_error(line: str) -> None:
+    """The last line on stderr; never blocks if ``serve`` found stderr unread (then lost)."""
+    if writing_to(sys.stderr.fileno()):
+        write_if_writable(sys.stderr.fileno(), (line + "\n").encode("utf-8", "replace"))
+    else:
+        print(line, file=sys.stderr)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (``main`` exits with it)."""
     prog = "trio-tcp"
@@ -892,10 +913,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                 raise
             raise leaf from None
     except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _print_error(f"{prog}: error: {exc}")
         return EXIT_USAGE
     except RuntimeFailure as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _print_error(f"{prog}: error: {exc}")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

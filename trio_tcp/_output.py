@@ -33,7 +33,14 @@ from typing import Final
 
 import trio
 
-__all__ = ["FdWriter", "ThreadedLogHandler", "report_dropped", "write_if_writable", "writer_for"]
+__all__ = [
+    "FdWriter",
+    "ThreadedLogHandler",
+    "report_dropped",
+    "write_if_writable",
+    "writer_for",
+    "writing_to",
+]
 
 #: Bytes one connection may have waiting for the output thread before its next line waits:
 #: a few hundred lines, so a flood from one peer stays bounded (``max_connections`` of
@@ -220,6 +227,11 @@ def writer_for(fd: int) -> FdWriter:
     if writer is None or writer.broken is not None:
         writer = _writers[fd] = FdWriter(fd)
     return writer
+
+
+def writing_to(fd: int) -> bool:
+    """Whether this process writes ``fd`` through a writer thread (``serve`` does)."""
+    return fd in _writers
 
 
 class _WriterQueue:

@@ -318,3 +318,25 @@ async def test_epipe_on_stdout_stops_the_server_quietly() -> None:
         assert b"Traceback" not in server.collected and b"Error" not in server.collected
     finally:
         await trio.to_thread.run_sync(server.kill)
+
+
+async def test_grace_deadline_cut_is_reported_and_the_peer_gets_eof() -> None:
+    """An idle echo client past --grace-period 1: EOF (not a reset), one line, exit 0."""
+    proc = await trio.to_thread.run_sync(
+        lambda: ServeProcess("--port", "0", "--mode", "echo", "--grace-period", "1")
+    )
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with await open_connection("127.0.0.1", proc.port) as idle:
+                await idle.send_all(b"x")
+                assert await idle.receive_exactly(1) == b"x"
+                start = trio.current_time()
+                proc.proc.send_signal(signal.SIGTERM)
+                assert await _read_until_eof(idle) == b""  # EOF at the deadline, no reset
+                assert 0.9 <= trio.current_time() - start < 5
+            code = await trio.to_thread.run_sync(lambda: proc.proc.wait(TIMEOUT))
+            await trio.to_thread.run_sync(lambda: proc.wait_for("stopped: cut", stderr=True))
+        assert code == 0
+        assert "trio-tcp: WARNING: stopped: cut 1 connection that was still open" in proc.err_lines
+    finally:
+        await trio.to_thread.run_sync(proc.kill)

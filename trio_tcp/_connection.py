@@ -36,7 +36,7 @@ import trio
 
 from ._address import Address, format_address, stream_address
 from ._exceptions import EndOfStream, IncompleteFrameError
-from ._socket_stream import fast_stream
+from ._socket_stream import fast_stream, unread_on_socket
 from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection", "format_address"]
@@ -97,6 +97,7 @@ class Connection(trio.abc.HalfCloseableStream):
         "_peer",
         "_receive_size",
         "_receiving",
+        "_wake_scope",
         "bytes_received",
         "bytes_sent",
         "id",
@@ -122,7 +123,8 @@ class Connection(trio.abc.HalfCloseableStream):
             can run ahead of the reader). Default: the stream's own, 64 KiB for Trio's
             streams; over a socket, 64 KiB growing to 256 KiB while each read fills its
             buffer (a bulk transfer then pays a checkpoint per 256 KiB, not per 64).
-          closing: the event that :attr:`closing` returns; servers pass one shared event.
+          closing: set when the owner begins a graceful shutdown (:attr:`is_closing`); the
+            server passes one event shared by its connections. ``None``: never closing.
         """
         if receive_size is not None and receive_size < 1:
             raise ValueError("receive_size must be >= 1")
@@ -138,6 +140,7 @@ class Connection(trio.abc.HalfCloseableStream):
         self._receiving = False
         self._closed = False
         self._closing = closing
+        self._wake_scope: trio.CancelScope | None = None  # an until_closing read waits
         self._cancel_scope: trio.CancelScope | None = None
         self._idle_mark_bytes = 0
         self._idle_mark_time = self.opened_at
@@ -159,15 +162,93 @@ class Connection(trio.abc.HalfCloseableStream):
         return self._local
 
     @property
-    def closing(self) -> trio.Event:
-        """Set when the server that accepted this connection begins a graceful shutdown.
+    def is_closing(self) -> bool:
+        """True once the server that accepted this connection began a graceful shutdown.
 
-        A handler that would otherwise wait for input forever can watch it and finish early;
-        handlers that ignore it are cancelled when the grace period ends.
+        Always False for a connection no server owns (a client's). See :func:`serve` for
+        what shutdown means for a handler; :attr:`is_closing_and_quiet` is the question a
+        handler asks at a message boundary.
+        """
+        closing = self._closing
+        return closing is not None and closing.is_set()
+
+    async def wait_closing(self) -> None:
+        """Return once the server began a graceful shutdown (at once if it has).
+
+        For a connection no server owns, this waits until cancelled.
+
+        Cancellation: an ordinary checkpoint; there is nothing to undo.
         """
         if self._closing is None:
-            self._closing = trio.Event()
-        return self._closing
+            await trio.sleep_forever()
+        else:
+            await self._closing.wait()
+
+    @property
+    def is_closing_and_quiet(self) -> bool:
+        """Are we closing, and is the peer quiet? A non-blocking check, for a boundary.
+
+        True when :attr:`is_closing` and no received byte is waiting: none buffered here and
+        none in the socket's receive queue (a non-blocking ``MSG_PEEK``; for a stream with
+        no socket underneath, only the buffer is checked). A handler at a boundary of its
+        protocol (after a reply, between lines) may then end without cutting the peer off.
+        End of stream waiting on the socket is not quiet: the next read reports it.
+        """
+        return self.is_closing and self._peer_quiet()
+
+    def _peer_quiet(self) -> bool:
+        if self._buffer is not None and self._buffer:
+            return False
+        return not self._unread_on_socket()
+
+    def _unread_on_socket(self) -> bool:
+        """Bytes (or end of stream, or an error) wait in the socket's receive queue."""
+        return unread_on_socket(self.stream)
+
+    async def _wait_at_boundary(self) -> bool:
+        """For the ``until_closing`` iterators, before a read: False means stop iterating.
+
+        Not at a boundary (bytes buffered) or not owned by a server: True at once. At a
+        boundary: waits for the peer's next bytes (buffered, True), its end of stream
+        (False), or a graceful shutdown while the peer is quiet (False); ``Server.close``
+        cancels :attr:`_wake_scope` to wake it. Nothing received is ever lost: the chunk
+        goes straight into the buffer, and a cancelled receive took nothing.
+        """
+        closing = self._closing
+        buffer = self._ensure_buffer()
+        if closing is None or buffer:
+            return True
+        if closing.is_set():
+            return not self._peer_quiet()
+        self._check_receive()
+        with trio.CancelScope() as scope:
+            self._wake_scope = scope
+            try:
+                received = await self._fill(buffer)
+            finally:
+                self._wake_scope = None
+        if scope.cancelled_caught:
+            return not self._peer_quiet()
+        return received
+
+    def _ensure_buffer(self) -> ReceiveBuffer:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = ReceiveBuffer()
+        return buffer
+
+    async def _fill(self, buffer: ReceiveBuffer) -> bool:
+        """Receive one chunk straight into the buffer (a checkpoint); False at end of stream."""
+        self._receiving = True
+        try:
+            data = await self.stream.receive_some(self._receive_size)
+        finally:
+            self._receiving = False
+        if not data:
+            return False
+        self.bytes_received += len(data)
+        buffer.feed(data)
+        return True
 
     @property
     def buffered(self) -> int:
@@ -395,25 +476,45 @@ class Connection(trio.abc.HalfCloseableStream):
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
         allow_partial: bool = False,
+        until_closing: bool = False,
     ) -> AsyncIterator[bytes]:
         """``async for line in conn.lines():`` every line until a clean end of stream.
 
         Takes the options of :meth:`receive_line`. A stream that ends inside a line raises
         ``IncompleteFrameError`` (``.partial`` holds it), or with ``allow_partial`` yields it
         as the last line; an over-long line raises ``LineTooLongError``.
+
+        ``until_closing=True``: also stop after a whole line once the server is closing and
+        the peer is quiet (:attr:`is_closing_and_quiet`), waking up if it was waiting for
+        the next line when shutdown began.
         """
-        _line_framer(
-            delimiter, max_length, keep_ends
-        )  # bad options fail here, not at the first line
-        return _ReadIterator(
-            functools.partial(
-                self.receive_line,
-                max_length=max_length,
-                delimiter=delimiter,
-                keep_ends=keep_ends,
-                allow_partial=allow_partial,
-            )
+        _line_framer(delimiter, max_length, keep_ends)  # bad options fail here, not later
+        read = functools.partial(
+            self.receive_line,
+            max_length=max_length,
+            delimiter=delimiter,
+            keep_ends=keep_ends,
+            allow_partial=allow_partial,
         )
+        return _ReadIterator(self, read, until_closing)
+
+    def chunks(
+        self, max_bytes: int | None = None, *, until_closing: bool = False
+    ) -> AsyncIterator[bytes]:
+        """``async for chunk in conn.chunks():`` what :meth:`receive_some` returns, until EOF.
+
+        ``until_closing=True``: also stop between chunks once the server is closing and the
+        peer is quiet (see :meth:`lines`). Without it, the same as ``async for chunk in conn``.
+        """
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        return _ReadIterator(self, functools.partial(self._receive_chunk, max_bytes), until_closing)
+
+    async def _receive_chunk(self, max_bytes: int | None) -> bytes:
+        chunk = await self.receive_some(max_bytes)
+        if not chunk:
+            raise EndOfStream("the peer closed the stream")
+        return chunk
 
     async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
         """Return the next frame that ``framer`` parses out of this connection's bytes.
@@ -426,9 +527,15 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         return await self._read(framer.parse, functools.partial(_frame_eof, framer))
 
-    def frames(self, framer: Framer[FrameT]) -> AsyncIterator[FrameT]:
-        """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
-        return _ReadIterator(functools.partial(self.receive_frame, framer))
+    def frames(
+        self, framer: Framer[FrameT], *, until_closing: bool = False
+    ) -> AsyncIterator[FrameT]:
+        """``async for frame in conn.frames(framer):`` every frame until a clean end of stream.
+
+        ``until_closing=True``: also stop after a whole frame once the server is closing and
+        the peer is quiet (see :meth:`lines`).
+        """
+        return _ReadIterator(self, functools.partial(self.receive_frame, framer), until_closing)
 
     async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
@@ -478,14 +585,22 @@ def _partial_line_eof(buffer: ReceiveBuffer) -> bytes:
 
 
 class _ReadIterator(AsyncIterator[T]):
-    """``async for`` over one of the reads: each step is that read, until a clean end."""
+    """``async for`` over one of the reads: each step is that read, until a clean end.
 
-    __slots__ = ("_read",)
+    With ``until_closing``, each step first waits at the message boundary
+    (``Connection._wait_at_boundary``) and stops there once the server closes.
+    """
 
-    def __init__(self, read: Callable[[], Awaitable[T]]):
+    __slots__ = ("_conn", "_read", "_until_closing")
+
+    def __init__(self, conn: Connection, read: Callable[[], Awaitable[T]], until_closing: bool):
+        self._conn = conn
         self._read = read
+        self._until_closing = until_closing
 
     async def __anext__(self) -> T:
+        if self._until_closing and not await self._conn._wait_at_boundary():
+            raise StopAsyncIteration
         try:
             return await self._read()
         except EndOfStream:

@@ -54,7 +54,13 @@ from typing import Any, Final
 
 import trio
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "FastSocketStream", "accept_ready", "fast_stream"]
+__all__ = [
+    "DEFAULT_RECEIVE_SIZE",
+    "FastSocketStream",
+    "accept_ready",
+    "fast_stream",
+    "unread_on_socket",
+]
 
 #: Trio's own SocketStream default (``trio._highlevel_socket.DEFAULT_RECEIVE_SIZE``).
 DEFAULT_RECEIVE_SIZE: Final = 65536
@@ -458,6 +464,35 @@ def fast_stream(stream: trio.abc.Stream) -> trio.abc.Stream:
     if type(stream) is not trio.SocketStream or _raw(stream.socket) is None:
         return stream
     return FastSocketStream(stream.socket, set_defaults=False)
+
+
+def unread_on_socket(stream: trio.abc.Stream) -> bool:
+    """Bytes (or end of stream, or an error) wait in the receive queue of the socket under
+    ``stream`` (a fast socket stream, a ``trio.SocketStream``, or a TLS stream over one).
+
+    A non-blocking ``MSG_PEEK``: nothing is taken. False for a stream with no socket.
+    """
+    inner = stream
+    transport = getattr(stream, "transport_stream", None)  # trio.SSLStream
+    if not isinstance(stream, FastSocketStream | trio.SocketStream) and isinstance(
+        transport, trio.abc.Stream
+    ):
+        inner = transport
+    if isinstance(inner, FastSocketStream):
+        sock: stdlib_socket.socket | None = inner._sock
+    elif isinstance(inner, trio.SocketStream):
+        sock = _raw(inner.socket)
+    else:
+        return False
+    if sock is None:
+        return False
+    try:
+        sock.recv(1, stdlib_socket.MSG_PEEK | stdlib_socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # an error is waiting: the next read reports it
+    return True  # bytes (or end of stream) are waiting
 
 
 def accept_ready(listener: trio.abc.Listener[Any]) -> list[trio.abc.Stream]:

@@ -19,8 +19,8 @@ Checkpoint rules (Trio's, see also the README):
   the buffer; on success yield (cancel-shielded: the result is already out of the buffer)
   and return; otherwise receive a chunk, which is itself a checkpoint, and parse again.
 * Back-pressure is the kernel's: ``send_all`` returns only once the stream took every byte,
-  and a read asks for at most one chunk (``receive_size``, or the stream's own size, at most
-  256 KiB), so neither direction queues more than one chunk in user space.
+  and a read asks for at most ``receive_size`` bytes, so neither direction queues more than
+  one chunk in user space.
 * Partial data never lives in a local variable across an ``await``: a read cancelled half
   way leaves every byte it had received in the buffer, readable by the next read.
 """
@@ -36,7 +36,7 @@ import trio
 
 from ._address import Address, format_address, stream_address
 from ._exceptions import EndOfStream, IncompleteFrameError
-from ._socket_stream import fast_stream, unread_on_socket
+from ._socket_stream import DEFAULT_RECEIVE_SIZE, fast_stream, unread_on_socket
 from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection", "format_address"]
@@ -110,7 +110,7 @@ class Connection(trio.abc.HalfCloseableStream):
         stream: trio.abc.Stream,
         *,
         peer: Address = None,
-        receive_size: int | None = None,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
         closing: trio.Event | None = None,
     ) -> None:
         """Wrap ``stream``.
@@ -120,13 +120,11 @@ class Connection(trio.abc.HalfCloseableStream):
           peer: the address to report instead of asking the socket (the server passes the
             original client's address from a PROXY protocol header here).
           receive_size: how many bytes one network read asks for (and so how far the buffer
-            can run ahead of the reader). Default: the stream's own, 64 KiB for Trio's
-            streams; over a socket, 64 KiB growing to 256 KiB while each read fills its
-            buffer (a bulk transfer then pays a checkpoint per 256 KiB, not per 64).
+            can run ahead of the reader); default 64 KiB, like Trio's SocketStream.
           closing: set when the owner begins a graceful shutdown (:attr:`is_closing`); the
             server passes one event shared by its connections. ``None``: never closing.
         """
-        if receive_size is not None and receive_size < 1:
+        if receive_size < 1:
             raise ValueError("receive_size must be >= 1")
         self.stream = fast_stream(stream)
         self.id = next(_ids)

@@ -10,6 +10,7 @@ from ._buffer import ReceiveBuffer
 
 __all__ = ["FrameT", "Framer"]
 
+#: The type of the frames a :class:`Framer` hands out (``bytes`` for the framers here).
 FrameT = TypeVar("FrameT")
 
 

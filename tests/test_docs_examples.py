@@ -1,0 +1,108 @@
+"""Every example in the documentation runs and prints what the page says it prints.
+
+In ``docs/**/*.md`` each fenced ```` ```python ```` block is a whole program. When the next block
+is a ``{code-block} text`` captioned ``Output``, that is the program's exact standard output
+(and its standard error is empty unless a ``Standard error`` block follows; there, ``…`` stands
+for text that changes from run to run, such as a port). A block whose first line is ``# test_<name>.py`` is a test module: it runs
+under pytest and must pass, as many tests as its ``Output`` block says. A snippet that is not a
+whole program uses ```` ```{code-block} python ```` instead, which this test leaves alone.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+TIMEOUT = 60  # seconds per example: a hang fails instead of stalling CI
+
+
+@dataclass
+class Example:
+    page: str
+    index: int
+    code: str
+    stdout: str | None
+    stderr: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}#{self.index}"
+
+
+def captioned(info: str, body: str, caption: str) -> str | None:
+    """The text of a ``{code-block} text`` block with ``:caption: <caption>``, else None."""
+    if info.strip() != "{code-block} text":
+        return None
+    options, _, text = body.partition("\n\n")
+    return text if f":caption: {caption}" in options.splitlines() else None
+
+
+def examples() -> list[Example]:
+    found = []
+    for path in sorted(DOCS.rglob("*.md")):
+        if "_build" in path.parts:
+            continue
+        blocks = [(m["info"], m["body"]) for m in FENCE.finditer(path.read_text())]
+        number = 0
+        for position, (info, body) in enumerate(blocks):
+            if info.strip() != "python":
+                continue
+            number += 1
+            after = blocks[position + 1 : position + 3]
+            stdout = captioned(*after[0], "Output") if after else None
+            stderr = next(
+                (text for block in after if (text := captioned(*block, "Standard error"))), None
+            )
+            page = str(path.relative_to(DOCS))
+            found.append(Example(page, number, body, stdout, stderr))
+    return found
+
+
+EXAMPLES = examples()
+
+
+def test_the_docs_have_examples() -> None:
+    """The collector finds the examples (a broken pattern would silently test nothing)."""
+    pages = {example.page for example in EXAMPLES}
+    assert {"quickstart.md", "howto/line-protocol.md", "howto/testing.md"} <= pages
+    assert sum(example.stdout is not None for example in EXAMPLES) >= 8
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.id for example in EXAMPLES])
+def test_docs_example(example: Example, tmp_path: Path) -> None:
+    """The example runs; its output is exactly the page's Output block."""
+    first_line = example.code.splitlines()[0]
+    test_module = re.fullmatch(r"# (test_\w+\.py)", first_line)
+    if test_module:
+        (tmp_path / test_module[1]).write_text(example.code)
+        (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+    else:
+        (tmp_path / "example.py").write_text(example.code)
+        command = [sys.executable, "example.py"]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if test_module:
+        summary = result.stdout.strip().splitlines()[-1]
+        assert example.stdout is not None, "a test module's page says how many tests pass"
+        assert summary.startswith(example.stdout.strip() + " in "), summary
+        return
+    assert example.stdout is not None, f"{example.id}: add an Output block after the example"
+    assert result.stdout == example.stdout
+    if example.stderr is None:
+        assert result.stderr == ""
+    else:
+        expected = example.stderr.splitlines()
+        assert len(result.stderr.splitlines()) == len(expected), result.stderr
+        for line, pattern in zip(result.stderr.splitlines(), expected, strict=True):
+            regex = ".*".join(re.escape(part) for part in pattern.split("…"))
+            assert re.fullmatch(regex, line), (line, pattern)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,10 +94,8 @@ class Browser:
         self._events: list[dict[str, Any]] = []
 
     def close(self) -> None:
-        try:
+        with suppress(Exception):  # it may be gone already; the wait below settles it
             self.call("Browser.close")
-        except Exception:
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -172,7 +170,11 @@ class Browser:
                     })),
                 })""",
             )["result"]["value"]
-            report.title, report.text, report.images = state["title"], state["text"], state["images"]
+            report.title, report.text, report.images = (
+                state["title"],
+                state["text"],
+                state["images"],
+            )
             if screenshot:
                 data = self.call("Page.captureScreenshot", session, format="png")["data"]
                 report.screenshot = base64.b64decode(data)
@@ -188,11 +190,17 @@ class Browser:
                     "error",
                     "assert",
                 }:
-                    values = [str(arg.get("value", arg.get("description"))) for arg in params["args"]]
+                    values = [
+                        str(arg.get("value", arg.get("description"))) for arg in params["args"]
+                    ]
                     report.console_errors.append("console.error: " + " ".join(values))
-                elif event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
+                elif (
+                    event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error"
+                ):
                     entry = params["entry"]
-                    report.console_errors.append(f"{entry['source']}: {entry['text']} {entry.get('url', '')}")
+                    report.console_errors.append(
+                        f"{entry['source']}: {entry['text']} {entry.get('url', '')}"
+                    )
             return report
         finally:
             self.call("Target.closeTarget", targetId=target)

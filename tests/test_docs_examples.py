@@ -3,8 +3,9 @@
 In ``docs/**/*.md`` each fenced ```` ```python ```` block is a whole program. When the next block
 is a ``{code-block} text`` captioned ``Output``, that is the program's exact standard output
 (and its standard error is empty unless a ``Standard error`` block follows; there, ``…`` stands
-for text that changes from run to run, such as a port). A block whose first line is ``# test_<name>.py`` is a test module: it runs
-under pytest and must pass, as many tests as its ``Output`` block says. A snippet that is not a
+for text that changes from run to run, such as a port). A block whose first line is
+``# test_<name>.py`` is a test module: it runs under pytest and must pass, as many tests as its
+``Output`` block says. A snippet that is not a
 whole program uses ```` ```{code-block} python ```` instead, which this test leaves alone.
 """
 
@@ -87,9 +88,7 @@ def test_docs_example(example: Example, tmp_path: Path) -> None:
     else:
         (tmp_path / "example.py").write_text(example.code)
         command = [sys.executable, "example.py"]
-    result = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
-    )
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
     if test_module:
         summary = result.stdout.strip().splitlines()[-1]

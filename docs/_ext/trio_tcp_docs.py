@@ -30,7 +30,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -118,7 +118,10 @@ class PublicNames(SphinxDirective):
 
     required_arguments = 1
     has_content = True
-    option_spec = {"rest": directives.flag, "exceptions": directives.flag}
+    option_spec: ClassVar[dict[str, Any]] = {
+        "rest": directives.flag,
+        "exceptions": directives.flag,
+    }
 
     def run(self) -> list[nodes.Node]:
         module_name = self.arguments[0]
@@ -362,7 +365,12 @@ def write_missing_api_pages(app: Sphinx, config: Any) -> None:
             if generated.exists():
                 generated.unlink()
             continue
-        text = f"``{module}``\n{'=' * (len(module) + 4)}\n\n.. automodule:: {module}\n   :no-members:\n\n.. public-names:: {module}\n   :rest:\n"
+        title = f"``{module}``"
+        text = (
+            f"{title}\n{'=' * len(title)}\n\n"
+            f".. automodule:: {module}\n   :no-members:\n\n"
+            f".. public-names:: {module}\n   :rest:\n"
+        )
         if not generated.exists() or generated.read_text() != text:
             generated.write_text(text)
 

@@ -176,6 +176,13 @@ class Browser:
                 state["images"],
             )
             if screenshot:
+                # Show what a reader following a link sees: the target at the top.
+                self.call(
+                    "Runtime.evaluate",
+                    session,
+                    expression="location.hash && document.getElementById("
+                    "decodeURIComponent(location.hash.slice(1)))?.scrollIntoView()",
+                )
                 data = self.call("Page.captureScreenshot", session, format="png")["data"]
                 report.screenshot = base64.b64decode(data)
             for event in self._events:

@@ -404,6 +404,12 @@ def iter_public_async_callables() -> Iterator[tuple[str, Any]]:
                     yield f"{name}.{dotted}", member
 
 
+def drop_object_base(app: Sphinx, name: str, obj: object, options: Any, bases: list[type]) -> None:
+    """``Bases: object`` says nothing: show bases only when there is a real one."""
+    if bases == [object]:
+        bases.clear()
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     rehome_public_names()
     app.add_directive("public-names", PublicNames)
@@ -412,6 +418,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", write_missing_api_pages)
     app.connect("source-read", list_generated_api_pages)
     app.connect("missing-reference", missing_reference)
+    app.connect("autodoc-process-bases", drop_object_base)
     app.connect("autodoc-process-docstring", keep_property_docstring, priority=400)
     app.connect("autodoc-process-docstring", restore_property_docstring, priority=600)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

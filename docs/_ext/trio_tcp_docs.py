@@ -128,7 +128,10 @@ class PublicNames(SphinxDirective):
         module = importlib.import_module(module_name)
         exported = list(module.__all__)
         modules = public_modules()
-        done: set[tuple[str, str]] = self.env.temp_data.setdefault("trio_tcp_documented", set())
+        # What this page has documented so far (temp_data lives for one document).
+        done: set[tuple[str, str]] = self.env.temp_data.setdefault(  # type: ignore[assignment]
+            "trio_tcp_documented", set()
+        )
         if "exceptions" in self.options:
             names = [n for n in exported if is_exception(getattr(module, n))]
         elif "rest" in self.options:
@@ -166,7 +169,7 @@ class PublicNames(SphinxDirective):
         node = nodes.section()
         node.document = self.state.document
         nested_parse_with_titles(self.state, StringList(lines, self.get_source_info()[0]), node)
-        return node.children
+        return list(node.children)
 
     def entry(self, module: ModuleType, name: str, obj: Any) -> list[str]:
         if is_exception(obj):
@@ -209,7 +212,7 @@ class ErrorTree(SphinxDirective):
         modules = public_modules()
         lines: list[str] = []
 
-        def walk(cls: type, depth: int) -> None:
+        def walk(cls: type[BaseException], depth: int) -> None:
             home = canonical_home(cls, modules)
             if home is None:
                 return
@@ -229,7 +232,7 @@ class ErrorTree(SphinxDirective):
         node = nodes.section()
         node.document = self.state.document
         nested_parse_with_titles(self.state, StringList(lines, "error-tree"), node)
-        return node.children
+        return list(node.children)
 
 
 STDLIB_PAGES = {"builtins": None}
@@ -301,7 +304,7 @@ def missing_reference(
         if home is None:
             return contnode
         for role in ("obj", "class", "exc", "func", "data"):
-            resolved = env.domains["py"].resolve_xref(
+            resolved: nodes.Element | None = env.domains["py"].resolve_xref(
                 env, node["refdoc"], app.builder, role, f"{home}.{name}", node, contnode
             )
             if resolved is not None:

@@ -360,22 +360,23 @@ def copy_notebooks(app: Sphinx, config: Any) -> None:
 def write_missing_api_pages(app: Sphinx, config: Any) -> None:
     """A public module with no page of its own in ``docs/api/`` gets a generated one."""
     api = DOCS / "api"
+    wanted = {}
     for module in public_modules():
-        stem = module.removeprefix(PACKAGE + ".") if module != PACKAGE else "trio_tcp"
-        page = api / f"{stem}.rst"
-        generated = api / f"generated-{stem}.rst"
-        if page.exists():
-            if generated.exists():
-                generated.unlink()
-            continue
+        stem = module.removeprefix(PACKAGE + ".") if module != PACKAGE else PACKAGE
+        if not (api / f"{stem}.rst").exists():
+            wanted[api / f"generated-{stem}.rst"] = module
+    for stale in api.glob("generated-*.rst"):
+        if stale not in wanted:
+            stale.unlink()
+    for page, module in wanted.items():
         title = f"``{module}``"
         text = (
             f"{title}\n{'=' * len(title)}\n\n"
             f".. automodule:: {module}\n   :no-members:\n\n"
             f".. public-names:: {module}\n   :rest:\n"
         )
-        if not generated.exists() or generated.read_text() != text:
-            generated.write_text(text)
+        if not page.exists() or page.read_text() != text:
+            page.write_text(text)
 
 
 def list_generated_api_pages(app: Sphinx, docname: str, source: list[str]) -> None:

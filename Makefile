@@ -34,10 +34,11 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# The documentation site: warnings are errors (-W) and every reference must resolve (-n).
+# The documentation site: warnings are errors (-W) and every reference must resolve (-n);
+# -E rereads everything, as autodoc output depends on the code and docs/_ext.
 # tests/test_docs.py builds it too, so `make test` fails on a broken page.
 docs: $(STAMP)
-	$(BIN)/python -m sphinx -W -n --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
+	$(BIN)/python -m sphinx -E -W -n --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
 	@echo "docs: open docs/_build/html/index.html"
 
 notebook: $(STAMP)

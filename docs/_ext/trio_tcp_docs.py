@@ -256,6 +256,24 @@ def _resolve_external(target: str) -> object:
     return _MISSING
 
 
+# Built-in types documented in "Built-in Types" (the rest, int and float included, have their
+# entry in "Built-in Functions").
+_STDTYPES = frozenset(
+    {
+        "str",
+        "bytes",
+        "bytearray",
+        "memoryview",
+        "list",
+        "tuple",
+        "dict",
+        "set",
+        "frozenset",
+        "range",
+    }
+)
+
+
 def _python_docs_url(target: str) -> str | None:
     top = target.split(".")[0]
     if "." not in target and target in sys.stdlib_module_names:
@@ -264,8 +282,8 @@ def _python_docs_url(target: str) -> str | None:
         if not hasattr(builtins, target):
             return None
         page = "exceptions" if is_exception(getattr(builtins, target)) else "functions"
-        if target in {"int", "float", "str", "bytes", "bool", "list", "dict", "tuple", "set"}:
-            page = "stdtypes" if target not in {"int", "float", "bool"} else "functions"
+        if target in _STDTYPES:
+            page = "stdtypes"
         if target == "None":
             return "https://docs.python.org/3/library/constants.html#None"
         return f"https://docs.python.org/3/library/{page}.html#{target}"

@@ -426,10 +426,17 @@ def iter_public_async_callables() -> Iterator[tuple[str, Any]]:
                     yield f"{name}.{dotted}", member
 
 
-def drop_object_base(app: Sphinx, name: str, obj: object, options: Any, bases: list[type]) -> None:
-    """``Bases: object`` says nothing: show bases only when there is a real one."""
-    if bases == [object]:
-        bases.clear()
+def public_bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[type]) -> None:
+    """Show a private base as its nearest public ancestor, and ``Bases: object`` not at all."""
+    shown: list[type] = []
+    for base in bases:
+        if not inspect.isclass(base):  # Generic[FrameT] and other aliases: as they are
+            shown.append(base)
+            continue
+        public = next(cls for cls in base.__mro__ if not cls.__name__.startswith("_"))
+        if public is not object and public not in shown:
+            shown.append(public)
+    bases[:] = shown
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -440,7 +447,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", write_missing_api_pages)
     app.connect("source-read", list_generated_api_pages)
     app.connect("missing-reference", missing_reference)
-    app.connect("autodoc-process-bases", drop_object_base)
+    app.connect("autodoc-process-bases", public_bases)
     app.connect("autodoc-process-docstring", keep_property_docstring, priority=400)
     app.connect("autodoc-process-docstring", restore_property_docstring, priority=600)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

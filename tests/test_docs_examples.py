@@ -105,3 +105,26 @@ def test_docs_example(example: Example, tmp_path: Path) -> None:
         for line, pattern in zip(result.stderr.splitlines(), expected, strict=True):
             regex = ".*".join(re.escape(part) for part in pattern.split("…"))
             assert re.fullmatch(regex, line), (line, pattern)
+
+
+def test_docstring_examples_run() -> None:
+    """The ``>>>`` examples in docstrings (shown on the API pages) give the output they show."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import trio_tcp
+
+    names = ["trio_tcp"] + [
+        info.name for info in pkgutil.walk_packages(trio_tcp.__path__, "trio_tcp.")
+    ]
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    examples = 0
+    report: list[str] = []
+    for name in names:
+        for test in finder.find(importlib.import_module(name)):
+            examples += len(test.examples)
+            runner.run(test, out=report.append)
+    assert "".join(report) == ""
+    assert examples >= 3

@@ -60,6 +60,7 @@ class Browser:
             "--no-first-run",
             "--no-default-browser-check",
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
             "--disable-extensions",
             "--disable-background-networking",
             "--disable-component-update",

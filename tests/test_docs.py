@@ -12,6 +12,7 @@ import argparse
 import functools
 import http.server
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -25,9 +26,14 @@ from pathlib import Path
 import pytest
 from _browser import find_chromium, open_browser
 
-pytest.importorskip("sphinx")
-pytest.importorskip("sphinxcontrib_trio")
-pytest.importorskip("myst_nb")
+MISSING = [
+    name
+    for name in ("sphinx", "sphinxcontrib_trio", "myst_nb", "sphinxarg", "furo")
+    if importlib.util.find_spec(name) is None
+]
+pytestmark = pytest.mark.skipif(
+    bool(MISSING), reason=f"docs extra not installed ({', '.join(MISSING)}): pip install -e .[docs]"
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

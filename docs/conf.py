@@ -35,6 +35,9 @@ napoleon_numpy_docstring = False
 napoleon_custom_sections = ["Cancellation", "Example", "Examples"]
 napoleon_use_rtype = False
 
+# Sphinx 9 rewrote autodoc; sphinxcontrib-trio hooks the class-based documenters (its sniffing of
+# async generators and context managers, extended in docs/_ext), so use those.
+autodoc_use_legacy_class_based = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True

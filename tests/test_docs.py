@@ -145,18 +145,26 @@ def test_every_async_call_says_how_it_behaves_on_cancellation() -> None:
     assert silent == [], "add a 'Cancellation: ...' paragraph to these docstrings"
 
 
-def test_async_names_are_marked_await(site: Path) -> None:
-    """sphinxcontrib-trio marks async functions: ``serve`` and ``open_connection`` say await."""
-    page = (site / "api" / "trio_tcp.html").read_text()
-    for name in ("serve", "open_connection", "cancellation_sweep"):
-        html = page if name != "cancellation_sweep" else (site / "api/testing.html").read_text()
-        entry = re.search(
-            rf'<dt class="sig sig-object py" id="trio_tcp[.\w]*\.{name}">(.*?)</dt>',
-            html,
-            re.DOTALL,
-        )
-        assert entry, name
-        assert re.search(r'<span class="pre">await</span>', entry[1]), name
+def signature_prefix(site: Path, page: str, name: str) -> str:
+    """The text before the name in an API entry's signature (``await``, ``async for ... in``)."""
+    html = (site / "api" / page).read_text()
+    entry = re.search(
+        rf'<dt class="sig sig-object py" id="{re.escape(name)}">(.*?)</dt>', html, re.S
+    )
+    assert entry, name
+    text = " ".join(re.sub(r"<[^>]+>", " ", entry[1]).split())
+    return text.split(name.rsplit(".", 1)[-1])[0].strip()
+
+
+def test_async_names_are_marked(site: Path) -> None:
+    """sphinxcontrib-trio marks async calls ``await`` and async iterators ``async for``."""
+    assert signature_prefix(site, "trio_tcp.html", "trio_tcp.serve") == "await"
+    assert signature_prefix(site, "trio_tcp.html", "trio_tcp.Connection.receive_line") == "await"
+    assert (
+        signature_prefix(site, "trio_tcp.html", "trio_tcp.Connection.lines") == "async for ... in"
+    )
+    assert signature_prefix(site, "testing.html", "trio_tcp.testing.cancellation_sweep") == "await"
+    assert signature_prefix(site, "trio_tcp.html", "trio_tcp.format_buffer") == ""
 
 
 def cli_options(parser: argparse.ArgumentParser) -> Iterator[str]:

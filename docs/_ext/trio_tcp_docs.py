@@ -24,6 +24,7 @@ import enum
 import importlib
 import inspect
 import pkgutil
+import re
 import shutil
 import sys
 import typing
@@ -439,8 +440,30 @@ def public_bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[
     bases[:] = shown
 
 
+def _sniff_by_annotation(original: Any) -> Any:
+    """Wrap sphinxcontrib-trio's sniffer: a plain function annotated to return an async
+    iterator (``conn.lines()``) is marked ``async for``, one returning an async context manager
+    ``async with``, as if it were an async generator or an ``@asynccontextmanager``."""
+
+    def sniff_options(obj: Any) -> set[str]:
+        options: set[str] = original(obj)
+        annotation = getattr(obj, "__annotations__", {}).get("return")
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if not options & {"async", "for", "async-for", "with", "async-with"}:
+            if re.search(r"\bAsync(Iterator|Iterable|Generator)\b", text or ""):
+                options.add("async-for")
+            elif re.search(r"\bAbstractAsyncContextManager\b", text or ""):
+                options.add("async-with")
+        return options
+
+    return sniff_options
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     rehome_public_names()
+    import sphinxcontrib_trio  # type: ignore[import-untyped]
+
+    sphinxcontrib_trio.sniff_options = _sniff_by_annotation(sphinxcontrib_trio.sniff_options)
     app.add_directive("public-names", PublicNames)
     app.add_directive("error-tree", ErrorTree)
     app.connect("config-inited", copy_notebooks)

@@ -1,9 +1,10 @@
 """The Sphinx glue for trio_tcp's documentation (loaded by ``docs/conf.py``).
 
 * ``.. public-names:: MODULE`` documents names of ``MODULE.__all__`` with autodoc: the names
-  listed in its content, or with ``:exceptions:`` every exception class, or with ``:rest:``
-  every name of ``__all__`` that this page has not documented yet and that is not an exception
-  (exceptions live on the errors page). Because the lists come from ``__all__``, a new public
+  listed in its content (``Server()``: a class shown without its constructor's signature), or
+  with ``:exceptions:`` every exception class, or with ``:rest:`` every name of ``__all__`` that
+  this page has not documented yet and that is not an exception (exceptions live on the errors
+  page). Because the lists come from ``__all__``, a new public
   name gets its entry without anyone editing the docs; ``tests/test_docs.py`` checks that every
   name has exactly one.
 * ``.. error-tree::`` draws the error hierarchy from the classes themselves.
@@ -133,6 +134,7 @@ class PublicNames(SphinxDirective):
         done: set[tuple[str, str]] = self.env.temp_data.setdefault(  # type: ignore[assignment]
             "trio_tcp_documented", set()
         )
+        no_signature: set[str] = set()
         if "exceptions" in self.options:
             names = [n for n in exported if is_exception(getattr(module, n))]
         elif "rest" in self.options:
@@ -142,7 +144,11 @@ class PublicNames(SphinxDirective):
                 if (module_name, n) not in done and not is_exception(getattr(module, n))
             ]
         else:
-            names = " ".join(self.content).split()
+            # "Server()": a class users get from the library, not construct; its entry
+            # shows no constructor signature (as Trio documents trio.Nursery).
+            listed = " ".join(self.content).split()
+            no_signature.update(n.removesuffix("()") for n in listed if n.endswith("()"))
+            names = [n.removesuffix("()") for n in listed]
             unknown = [n for n in names if n not in exported]
             if unknown:
                 logger.warning(
@@ -161,7 +167,7 @@ class PublicNames(SphinxDirective):
                 aliases.append(f":py:obj:`{home}.{name}`")
                 continue
             done.add((module_name, name))
-            lines += self.entry(module, name, obj)
+            lines += self.entry(module, name, obj, signature="()" if name in no_signature else "")
         if aliases:
             lines += [
                 f"Also exported here, documented where they come from: {', '.join(aliases)}.",
@@ -172,11 +178,16 @@ class PublicNames(SphinxDirective):
         nested_parse_with_titles(self.state, StringList(lines, self.get_source_info()[0]), node)
         return list(node.children)
 
-    def entry(self, module: ModuleType, name: str, obj: Any) -> list[str]:
+    def entry(self, module: ModuleType, name: str, obj: Any, signature: str = "") -> list[str]:
         if is_exception(obj):
             return [f".. autoexception:: {name}", "   :show-inheritance:", ""]
         if inspect.isclass(obj) and not issubclass(obj, enum.Enum) and not _is_alias(obj):
-            return [f".. autoclass:: {name}", "   :members:", "   :show-inheritance:", ""]
+            return [
+                f".. autoclass:: {name}{signature}",
+                "   :members:",
+                "   :show-inheritance:",
+                "",
+            ]
         if inspect.isclass(obj) and issubclass(obj, enum.Enum):
             return [f".. autoclass:: {name}", "   :members:", "   :undoc-members:", ""]
         if inspect.isfunction(obj):

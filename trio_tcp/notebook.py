@@ -190,7 +190,6 @@ class BackgroundTrio:
 
     def _report_crash(self, async_fn: Callable[..., object], exc: Exception) -> None:
         # Unlike Trio's default, one crashed task does not take the run and its servers down.
-        self.errors.append(exc)
         name = getattr(async_fn, "__qualname__", repr(async_fn))
         text = "".join(traceback.format_exception(exc))
         # One write, from a task in a fresh context: it lands in the cell running now. No stderr
@@ -201,6 +200,9 @@ class BackgroundTrio:
                 f"see .errors)\n{text}"
             )
             sys.stderr.flush()
+        # Recorded after the report is written, so whoever sees it in .errors (another
+        # thread) also finds the traceback printed.
+        self.errors.append(exc)
 
     # -- handing work over -------------------------------------------------------------------
 

@@ -311,10 +311,21 @@ def _resolve_ours(target: str, context: str | None) -> object:
     """The object a reference to a trio_tcp name means, or ``_MISSING``."""
     if "." in target and target.split(".")[0] == PACKAGE:
         return _resolve_external(target)
-    if context and context.split(".")[0] == PACKAGE:
+    if context and context.split(".")[0] == PACKAGE and "." not in target:
         module = sys.modules.get(context)
-        if module is not None and "." not in target:
-            return getattr(module, target, _MISSING)
+        found = getattr(module, target, _MISSING)
+        if found is not _MISSING:
+            return found
+        # A docstring naming a constant of the private module it was written in: its function
+        # now says it lives in the public module, so look in every module of the package.
+        candidates = {
+            id(value): value
+            for name, candidate in sorted(sys.modules.items())
+            if name.startswith(PACKAGE + ".")
+            and (value := getattr(candidate, target, _MISSING)) is not _MISSING
+        }
+        if len(candidates) == 1:
+            return next(iter(candidates.values()))
     return _MISSING
 
 

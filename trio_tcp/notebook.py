@@ -190,17 +190,20 @@ class BackgroundTrio:
 
     def _report_crash(self, async_fn: Callable[..., object], exc: Exception) -> None:
         # Unlike Trio's default, one crashed task does not take the run and its servers down.
-        self.errors.append(exc)
         name = getattr(async_fn, "__qualname__", repr(async_fn))
         text = "".join(traceback.format_exception(exc))
         # One write, from a task in a fresh context: it lands in the cell running now. No stderr
         # (pythonw) or a closed one (kernel shutting down) must not crash the run: .errors has it.
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            sys.stderr.write(
-                f"trio_tcp.notebook: background task {name} crashed (the run goes on; "
-                f"see .errors)\n{text}"
-            )
-            sys.stderr.flush()
+        # Kept only once printed, so a thread that sees it in .errors sees it printed too.
+        try:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.write(
+                    f"trio_tcp.notebook: background task {name} crashed (the run goes on; "
+                    f"see .errors)\n{text}"
+                )
+                sys.stderr.flush()
+        finally:
+            self.errors.append(exc)
 
     # -- handing work over -------------------------------------------------------------------
 

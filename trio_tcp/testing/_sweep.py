@@ -143,9 +143,9 @@ class SweepReport:
         completed = sum(1 for run in self.runs if run.client_outcome == "completed")
         skipped = f", {self.skipped} not reached" if self.skipped else ""
         return (
-            f"cancellation sweep ({self.transport}): {self.points} points covered{skipped}, "
-            f"no leak; the client completed in {completed} of the cancelled runs and saw a "
-            "clean break in the rest"
+            f"cancellation sweep: {self.points} points covered, no leak{skipped}; the client "
+            f"completed in {completed} of the cancelled runs and saw a clean break in the "
+            f"rest ({self.transport})"
         )
 
 
@@ -581,10 +581,11 @@ async def _run_once(
         await trio.testing.wait_all_tasks_blocked()
         leaked = tree.leaked()
         if leaked:
-            run.problem = "a task the handler spawned is still running after the handler " + (
-                "returned: "
+            run.problem = (
+                "tasks leaked: "
                 + ", ".join(f"{info.label} (spawned at {info.spawned_at})" for info in leaked)
-                + "; spawn it in a nursery the handler owns, or cancel it in a `finally`"
+                + " still running after the handler returned; spawn it in a nursery the "
+                "handler owns, or cancel it in a `finally`"
             )
             return
         held = tree.held()

@@ -250,6 +250,33 @@ async def test_sweep_flags_a_swallow_at_a_sleep_between_stream_calls(
     assert "sleep" in str(caught.value)
 
 
+async def test_sweep_flags_a_swallow_inside_a_nursery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelled as a free lock is taken, the handler opens a nursery and swallows what
+    surfaces from it (a Cancelled, or a group of them): still a swallow, with its line."""
+    lock = trio.Lock()
+
+    async def handler(conn: Connection) -> None:
+        data = await conn.receive_exactly(5)
+        async with lock:  # free: it takes the lock, then only yields
+            pass
+        try:
+            async with trio.open_nursery():
+                await trio.sleep(1)  # NURSERY SWALLOW LINE
+        except BaseException:  # a Cancelled, or a group of them: swallowed
+            return
+        await conn.send_all(data)
+
+    with trio.fail_after(1000), pytest.raises(CheckFailedError, match="swallowed") as caught:
+        await cancellation_sweep(handler, echo_script)
+    assert caught.value.location is not None
+    assert _line_of("# NURSERY SWALLOW LINE") in caught.value.location
+    # Cancelled at the lock (its acquire did not block: already done), it first surfaces
+    # inside the nursery opened after the cancel.
+    assert "(AsyncContextManagerMixin.__aenter__, while it waited" in str(caught.value)
+
+
 async def test_sweep_accepts_a_shielded_write_that_never_sees_cancelled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -66,8 +66,8 @@ Transport = Literal["memory", "tcp", "unix"]
 # Errors a client script may end with when the server closed the connection under it.
 _CLIENT_BROKEN = (trio.BrokenResourceError, EOFError, ConnectionError)
 
-# The reason given to the scope the sweep cancels, so the Cancelled it causes is told
-# apart from one the handler's own timeouts cause.
+# The reason given to the scope the sweep cancels: a Cancelled it causes says who sent it
+# (str(exc) of the Cancelled names it).
 _REASON = "cancelled by trio_tcp.testing.cancellation_sweep"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -357,8 +357,9 @@ class _DeliveryWatch:
 
     cr_frame = None
 
-    def __init__(self, coro: Any) -> None:
+    def __init__(self, coro: Any, scope: trio.CancelScope) -> None:
         self.coro = coro
+        self.scope = scope  # the scope the sweep cancels
         self.delivered_at: str | None = None
 
     @property
@@ -375,11 +376,14 @@ class _DeliveryWatch:
         return self.send(None)
 
     def send(self, value: Any) -> Any:
+        # Once the sweep cancelled the scope, a Cancelled resuming the handler is the sweep's
+        # (an inner scope's own Cancelled cannot surface while an outer one is cancelled;
+        # its reason may be another scope's, e.g. a nursery's opened after the cancel).
         if (
             self.delivered_at is None
+            and self.scope.cancel_called
             and isinstance(value, outcome.Error)
             and isinstance(value.error, trio.Cancelled)
-            and value.error.reason == _REASON
         ):
             self.delivered_at = _wait_site(_coro_frames(self.coro))[1]
         return self.coro.send(value)
@@ -501,9 +505,10 @@ async def _run_once(
         if connections > 1:  # a probe after the swept connection: not swept
             await handler(conn)
             return
-        watch = _DeliveryWatch(None)
+        scope = trio.CancelScope()
+        watch = _DeliveryWatch(None, scope)
         try:
-            with trio.CancelScope() as scope:
+            with scope:
                 try:
                     tree.enter(scope)
                     watch.coro = handler(conn)

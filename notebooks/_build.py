@@ -847,13 +847,18 @@ NB4: list[Cell] = [
         steps, like websockets and hypercorn do:
 
         1. stop accepting: the listening socket is closed, new clients are refused;
-        2. set `conn.closing` (a `trio.Event`) so handlers can finish what they are doing;
-        3. after `grace_period` seconds, cancel the handlers that are still running.
+        2. keep serving every existing connection until its peer ends it; a handler may end
+           earlier at a boundary of its protocol, when `conn.is_closing_and_quiet` (closing,
+           and nothing from the peer buffered or waiting), and `conn.lines(until_closing=True)`
+           stops there by itself;
+        3. after `grace_period` seconds, cancel the handlers that are still running (counted
+           in `server.stats.cut`); their peers get an end of stream, not a reset.
 
-        Three handlers show three behaviours. A **polite** one echoes lines until `closing` is
-        set, then says goodbye. A **busy** one is doing a 0.5 s job when the shutdown starts
-        and finishes it within the grace period. A **stubborn** one ignores `closing` and is
-        cancelled when the grace period ends.
+        Three handlers show three behaviours. A **polite** one echoes lines with
+        `until_closing=True`, so it stops at the shutdown (its peer is quiet between lines) and
+        says goodbye. A **busy** one is doing a 0.5 s job when the shutdown starts and finishes
+        it within the grace period. A **stubborn** one never looks and is cancelled when the
+        grace period ends.
         """
     ),
     code(
@@ -862,20 +867,13 @@ NB4: list[Cell] = [
         lifetimes = {}  # role -> (opened, ended, how), in trio time
 
 
-        async def cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
-            await event.wait()
-            scope.cancel()
-
-
         async def shutdown_handler(conn: trio_tcp.Connection) -> None:
             role = (await conn.receive_line()).decode()
             opened, how = trio.current_time(), "returned"
             try:
                 if role == "polite":
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(cancel_when, conn.closing, nursery.cancel_scope)
-                        async for line in conn.lines():
-                            await conn.send_all(line + b"\\n")
+                    async for line in conn.lines(until_closing=True):
+                        await conn.send_all(line + b"\\n")
                     await conn.send_all(b"goodbye\\n")
                 elif role == "busy":
                     await trio.sleep(0.2)
@@ -911,9 +909,10 @@ NB4: list[Cell] = [
                     nursery.start_soon(client, role)
                 await trio.sleep(0.3)
                 print(f"t={trio.current_time() - t0:.2f} s  server.aclose(): stop accepting, "
-                      f"set closing, {GRACE} s grace period")
+                      f"{GRACE} s grace period")
                 await server.aclose()
-                print(f"t={trio.current_time() - t0:.2f} s  the server has stopped")
+                print(f"t={trio.current_time() - t0:.2f} s  the server has stopped, "
+                      f"cut {server.stats.cut} connection(s)")
             try:
                 await trio_tcp.open_connection("127.0.0.1", server.port)
             except OSError as exc:
@@ -931,7 +930,7 @@ NB4: list[Cell] = [
         ## Connection lifetimes across the shutdown
 
         One bar per connection, from its first line to the end of its handler. The polite one
-        ends as soon as `closing` is set, the busy one when its job is done, the stubborn one
+        ends as soon as the shutdown begins, the busy one when its job is done, the stubborn one
         exactly at the end of the grace period.
         """
     ),

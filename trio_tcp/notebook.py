@@ -194,16 +194,15 @@ class BackgroundTrio:
         text = "".join(traceback.format_exception(exc))
         # One write, from a task in a fresh context: it lands in the cell running now. No stderr
         # (pythonw) or a closed one (kernel shutting down) must not crash the run: .errors has it.
-        # Kept only once printed, so a thread that sees it in .errors sees it printed too.
-        try:
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                sys.stderr.write(
-                    f"trio_tcp.notebook: background task {name} crashed (the run goes on; "
-                    f"see .errors)\n{text}"
-                )
-                sys.stderr.flush()
-        finally:
-            self.errors.append(exc)
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.write(
+                f"trio_tcp.notebook: background task {name} crashed (the run goes on; "
+                f"see .errors)\n{text}"
+            )
+            sys.stderr.flush()
+        # Recorded after the report is written, so whoever sees it in .errors (another
+        # thread) also finds the traceback printed.
+        self.errors.append(exc)
 
     # -- handing work over -------------------------------------------------------------------
 

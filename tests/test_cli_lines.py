@@ -62,7 +62,7 @@ async def test_lines_mode_prints_each_line_decoded(lines_server: ServeProcess) -
             await conn.send_all(b"lo\r\nw\xc3")
             await wait_for(lines_server, f"{tag} hello")
             await conn.send_all(b"\xb6rld\n\xff bad\n")
-            await wait_for(lines_server, f"{tag} \ufffd bad")
+            await wait_for(lines_server, f"{tag} \\xff bad")
             await conn.send_all(b"tail")
             await conn.send_eof()
             await wait_for(lines_server, f"{tag} closed")

@@ -93,12 +93,14 @@ async def _chat_on_loopback(
     heard: dict[str, list[bytes]] = {"ada": [], "bob": []}
 
     async def small_buffers(conn: Connection) -> None:
+        assert isinstance(conn.stream, trio.SocketStream)
         conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         await handler(conn)
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(functools.partial(trio_tcp.serve, small_buffers, 0))
         silent = await trio_tcp.open_connection("127.0.0.1", server.port)
+        assert isinstance(silent.stream, trio.SocketStream)
         silent.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await silent.send_all(b"zed\n")
         speakers = {name: await trio_tcp.open_connection("127.0.0.1", server.port) for name in heard}
@@ -173,7 +175,7 @@ async def test_chat_room_ten_members_all_hear_every_line() -> None:
             for i, client in enumerate(clients):
                 await client.send_all(b"line %d\n" % i)
             for client in clients:
-                got = set()
+                got: set[bytes] = set()
                 while len(got) < 10:
                     line = await client.receive_line()
                     if b": line " in line:
@@ -236,7 +238,7 @@ async def test_polite_echo_returns_when_its_client_leaves(
             await server.aclose()
 
 
-EXERCISES = {
+EXERCISES: dict[str, tuple[Callable[[Any], Awaitable[lessons.Verdict]], str]] = {
     "echo": (lessons.check_echo_exercise, "returns after one read"),
     "line_length": (lessons.check_line_length_exercise, "answer per chunk"),
     "chat": (lessons.check_chat_exercise, "BusyResourceError"),

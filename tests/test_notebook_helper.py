@@ -537,3 +537,25 @@ def test_refresh_cli_writes_outputs_back(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     [cell] = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
     assert cell.outputs[0]["text"] == "42\n"
+
+
+def test_start_with_a_name_replaces_the_previous_task(trio_bg: tnb.BackgroundTrio) -> None:
+    """Starting under a name again stops the old task first: its port is refused, the new one
+    serves (a re-run cell replaces its server)."""
+    first = trio_bg.start_sync(serve_echo, name="echo")
+    assert ask(first, b"one") == b"one"
+    second = trio_bg.start_sync(serve_echo, name="echo")
+    assert ask(second, b"two") == b"two"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", first), timeout=5).close()
+    other = trio_bg.start_sync(serve_echo, name="other")
+    assert ask(second, b"still") == b"still" and ask(other, b"too") == b"too"
+
+
+def test_run_from_a_trio_cell(trio_bg: tnb.BackgroundTrio) -> None:
+    """Under %autoawait trio a cell is its own trio.run: await run() works there too."""
+
+    async def cell() -> int:
+        return await trio_bg.run(add, 2, 3)
+
+    assert trio.run(cell) == 5

@@ -1437,6 +1437,433 @@ NB6: list[Cell] = [
     ),
 ]
 
+# ---------------------------------------------------------------------------------------------
+NB7: list[Cell] = [
+    md(
+        """
+        # 7 · On the wire
+
+        The other notebooks treat a connection as a pipe of bytes. This one looks at what the
+        operating system does underneath, with real sockets on loopback, and reads the
+        kernel's own table of sockets as it goes: addresses and ports, the handshake, how a
+        connection ends (FIN or RST) and what each side then sees, half-close, where
+        back-pressure lives (the kernel's buffers), a deadlock two polite programs can get
+        into, and byte order.
+
+        The kernel's table is `/proc/net/tcp` on Linux (`ss -tan` prints the same thing);
+        `trio_tcp.lessons.kernel_sockets(port)` reads it and keeps the rows where `port` is
+        at either end.
+        """
+    ),
+    SETUP,
+    code(
+        """
+        import socket
+        import struct
+
+        from trio_tcp.lessons import kernel_sockets
+
+
+        def table(port: int, title: str) -> None:
+            print(f"-- kernel's table, {title}:")
+            for row in kernel_sockets(port):
+                print(f"   {row.state:11} {row.local[0]}:{row.local[1]:<5} -> "
+                      f"{row.peer[0]}:{row.peer[1]:<5} send queue {row.send_queue:>7} "
+                      f"receive queue {row.receive_queue:>7}")
+        """
+    ),
+    md(
+        """
+        ## Addresses, ports and the ephemeral port
+
+        A TCP connection is named by four numbers: the two ends' addresses and ports. The
+        server chose its port (here 0: "any free one", so the kernel picks). The client
+        usually does not choose: the kernel gives it an **ephemeral port** from a range it
+        keeps for that. And the kernel completes the connection (the three-way
+        **handshake**: SYN, SYN-ACK, ACK) *before* the server program calls `accept`: the
+        table already shows the connection established, and `accept` only hands it over.
+        """
+    ),
+    code(
+        """
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        print(f"ephemeral ports on this machine: {low} to {high}")
+
+
+        async def addresses() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            table(port, "a listening socket")
+            client = await trio_tcp.open_connection("127.0.0.1", port)
+            print("client connected from", client.local, "to", client.peer)
+            table(port, "after connect, before accept")
+            server_side = await listeners[0].accept()
+            print("accepted: the server's end is", server_side.socket.getsockname(),
+                  "talking to", server_side.socket.getpeername())
+            for resource in [client, server_side, *listeners]:
+                await resource.aclose()
+
+
+        await trio_bg.run(addresses)
+        """
+    ),
+    md(
+        """
+        ## Connection refused
+
+        When nothing listens on a port, the other machine's kernel answers the SYN with a
+        **RST** (reset) and `connect` fails at once with `ConnectionRefusedError`. (When the
+        machine does not answer at all, say a firewall drops the SYN, `connect` waits
+        instead: that is what `open_connection(..., connect_timeout=...)` is for.)
+        """
+    ),
+    code(
+        """
+        import os
+
+        with socket.socket() as probe:  # find a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            free_port = probe.getsockname()[1]
+
+
+        async def refused(port: int) -> None:
+            try:
+                await trio_tcp.open_connection("127.0.0.1", port)
+            except OSError as exc:
+                # Trio tries every address of the host; the cause holds each attempt's error.
+                first = exc.__cause__.exceptions[0] if exc.__cause__ else exc
+                print(f"connect to port {port}: {type(first).__name__} "
+                      f"(errno {first.errno}, {os.strerror(first.errno)})")
+
+
+        await trio_bg.run(refused, free_port)
+        """
+    ),
+    md(
+        """
+        ## FIN and RST: two ways to end, and what the other side sees
+
+        * **FIN** is the orderly end: "I will send nothing more". The peer reads whatever was
+          still on its way, then **end of stream**: `receive_some` returns `b""`, and
+          `receive_line` raises `trio_tcp.EndOfStream`. `aclose()` and a handler that
+          returns send a FIN.
+        * **RST** is the abort: "this connection is gone". Unread data is thrown away, and
+          the peer's next read or write fails with **`trio.BrokenResourceError`** (the OS
+          says `ECONNRESET`). A program crashing with unread input, or closing with
+          `SO_LINGER` set to zero, sends one. Writing to a socket the peer has closed
+          gets one back too (then `EPIPE`).
+
+        Both ends' states, read from the kernel after each step, are drawn below.
+        """
+    ),
+    code(
+        """
+        STEPS: dict[str, list[tuple[str, dict[str, str]]]] = {}
+
+
+        def states(port: int, client_port: int) -> dict[str, str]:
+            found = {"client": "(gone)", "server": "(gone)"}
+            for row in kernel_sockets(port):
+                if row.state == "LISTEN":
+                    continue
+                found["client" if row.local[1] == client_port else "server"] = row.state
+            return found
+
+
+        async def connected_pair(listener):
+            client = await trio_tcp.open_connection("127.0.0.1", listener.socket.getsockname()[1])
+            server_side = trio_tcp.Connection(await listener.accept())
+            return client, server_side
+
+
+        async def ending(kind: str) -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            client, server_side = await connected_pair(listeners[0])
+            steps = STEPS[kind] = []
+
+            def note(step: str) -> None:
+                steps.append((step, states(port, client.local[1])))
+
+            note("connected")
+            await server_side.send_all(b"last words\\n")
+            await trio.sleep(0.05)
+            if kind == "FIN":
+                await server_side.aclose()
+                await trio.sleep(0.05)
+                note("server aclose(): FIN")
+                print("client reads:", await client.receive_line())
+                try:
+                    await client.receive_line()
+                except trio_tcp.EndOfStream as exc:
+                    print("client reads again: EndOfStream:", exc)
+                await client.aclose()
+                await trio.sleep(0.05)
+                note("client aclose(): FIN")
+            else:
+                await client.send_all(b"unread by the server\\n")
+                await trio.sleep(0.05)
+                server_side.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                              struct.pack("ii", 1, 0))
+                await server_side.aclose()
+                await trio.sleep(0.05)
+                note("server aborts: RST")
+                for attempt in ["reads", "reads again"]:
+                    try:
+                        print(f"client {attempt}:", await client.receive_line())
+                    except trio.BrokenResourceError as exc:
+                        print(f"client {attempt}: BrokenResourceError:", exc.__cause__)
+                await client.aclose()
+                note("client aclose()")
+            await listeners[0].aclose()
+
+
+        async def write_after_fin() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            client, server_side = await connected_pair(listeners[0])
+            await server_side.aclose()
+            await client.send_all(b"are you there?\\n")  # the kernel takes it; the peer: RST
+            await trio.sleep(0.05)
+            try:
+                await client.send_all(b"hello?\\n")
+            except trio.BrokenResourceError as exc:
+                print("writing to a closed peer, the second write: BrokenResourceError:",
+                      exc.__cause__)
+            await client.aclose()
+            await listeners[0].aclose()
+
+
+        for kind in ["FIN", "RST"]:
+            print(f"--- {kind}")
+            await trio_bg.run(ending, kind)
+        print("---")
+        await trio_bg.run(write_after_fin)
+        for kind, steps in STEPS.items():
+            print(f"{kind}: " + " | ".join(f"{step}: client {s['client']}, server {s['server']}"
+                                           for step, s in steps))
+        """
+    ),
+    code(
+        """
+        from matplotlib.patches import Rectangle
+
+        COLORS = {"ESTABLISHED": "#4caf50", "FIN_WAIT1": "#ffb74d", "FIN_WAIT2": "#ff9800",
+                  "CLOSE_WAIT": "#90caf9", "LAST_ACK": "#42a5f5", "TIME_WAIT": "#ce93d8",
+                  "CLOSING": "#ffe082", "(gone)": "#eeeeee"}
+        fig, axes = plt.subplots(2, 1, figsize=(9, 3.8))
+        for ax, (kind, steps) in zip(axes, STEPS.items()):
+            for col, (step, found) in enumerate(steps):
+                for row, end in enumerate(["server", "client"]):
+                    state = found[end]
+                    ax.add_patch(Rectangle((col, row), 0.96, 0.9,
+                                           color=COLORS.get(state, "#bdbdbd")))
+                    ax.text(col + 0.48, row + 0.45, state, ha="center", va="center", fontsize=8)
+            ax.set_xlim(0, len(steps))
+            ax.set_ylim(0, 1.9)
+            ax.set_xticks([c + 0.48 for c in range(len(steps))], [s for s, _ in steps],
+                          fontsize=8)
+            ax.set_yticks([0.45, 1.45], ["server end", "client end"])
+            ax.set_title(f"{kind}: each end's state in the kernel's table after each step",
+                         fontsize=9)
+            ax.tick_params(length=0)
+            for side in ax.spines.values():
+                side.set_visible(False)
+        fig.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        Read the FIN row: the server's FIN moves it to `FIN_WAIT2` ("I am done, waiting for
+        your FIN") and the client to `CLOSE_WAIT` ("the peer is done; my program has not
+        closed yet"; a `CLOSE_WAIT` that stays is a program that forgot to close). When the
+        client closes too, its end is gone and the server's end waits in `TIME_WAIT` for a
+        minute: the side that closed first keeps the four numbers reserved, so stray old
+        packets cannot land in a new connection. In the RST row both ends are gone at once.
+        The client could still read the line that had already arrived; after that its read
+        fails with `BrokenResourceError`.
+
+        ## Half-close
+
+        A FIN closes **one direction**. After `send_eof()` the client can still read; the
+        server sees end of stream and can still answer. This is how "here is my whole
+        request, now reply" works without a length: the exercise at the end uses it.
+        """
+    ),
+    code(
+        """
+        async def half_close() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            client, server_side = await connected_pair(listeners[0])
+            await client.send_all(b"three lines\\nof a request\\nand that is all\\n")
+            await client.send_eof()
+            request = b""
+            while chunk := await server_side.receive_some():
+                request += chunk
+            await trio.sleep(0.05)
+            table(port, "client sent its FIN, server read to the end")
+            await server_side.send_all(b"%d bytes received\\n" % len(request))
+            await server_side.aclose()
+            print("client reads the answer after its own FIN:", await client.receive_line())
+            await client.aclose()
+            await listeners[0].aclose()
+
+
+        await trio_bg.run(half_close)
+        """
+    ),
+    md(
+        """
+        ## Partial sends and back-pressure in the kernel's buffers
+
+        A socket's `send` hands bytes to the kernel and returns how many it took. The kernel
+        keeps them in the sender's **send queue** until the peer acknowledges them, and the
+        peer's kernel keeps them in its **receive queue** until the program reads. When both
+        are full, a non-blocking `send` takes only part of what it was given (a **partial
+        send**), then nothing at all (`BlockingIOError`). Trio's `send_all` loops over the
+        partial sends and, when nothing is taken, **waits**: that wait is back-pressure.
+
+        Below, plain non-blocking sockets: the server never reads; the client sends 64 KiB
+        at a time until the kernel takes no more, and the table shows where the bytes are.
+        """
+    ),
+    code(
+        """
+        queued = []  # (bytes taken by the kernel so far, client's send queue, server's receive queue)
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", port)) as sender:
+                receiver, _ = listener.accept()
+                with receiver:
+                    sender.setblocking(False)
+                    taken = 0
+                    block = bytes(64 * 1024)
+                    while True:
+                        try:
+                            sent = sender.send(block)
+                        except BlockingIOError:
+                            break
+                        taken += sent
+                        rows = {r.local[1]: r for r in kernel_sockets(port) if r.state != "LISTEN"}
+                        queued.append((taken, rows[sender.getsockname()[1]].send_queue,
+                                       rows[port].receive_queue))
+                        if sent < len(block):
+                            print(f"partial send: asked for {len(block)} bytes, "
+                                  f"the kernel took {sent}")
+                    print(f"the kernel took {taken / 1024:,.0f} KiB, then send() raised "
+                          "BlockingIOError: a blocking socket (or send_all) would wait here")
+                    table(port, "the receiver never reads")
+
+        fig, ax = plt.subplots(figsize=(8, 3))
+        x = [t / 1024 for t, _, _ in queued]
+        ax.stackplot(x, [r / 1024 for _, _, r in queued], [s / 1024 for _, s, _ in queued],
+                     labels=["in the receiver's receive queue", "in the sender's send queue"],
+                     colors=["C0", "C1"])
+        ax.set_xlabel("KiB taken by send() so far")
+        ax.set_ylabel("KiB waiting in the kernel")
+        ax.set_title("Where unread bytes wait: the kernel's queues fill, then send() stops",
+                     fontsize=9)
+        ax.legend(fontsize=8, loc="upper left")
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## The send/send deadlock
+
+        Back-pressure has a trap. Two peers each send a lot **before** reading. Each one's
+        `send_all` waits for the other to read, and neither reads: both wait forever. Any
+        protocol where both sides may send much at once (an echo with a large message, a
+        file copy both ways) can do this; Trio's documentation warns about it.
+
+        The fix is to send and receive **at the same time**, in two tasks of one nursery.
+        """
+    ),
+    code(
+        """
+        BIG = bytes(8 * 1024 * 1024)
+
+
+        async def both_send_then_read(concurrently: bool) -> str:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            a, b = await connected_pair(listeners[0])
+
+            async def peer(conn: trio_tcp.Connection) -> None:
+                if concurrently:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(conn.send_all, BIG)
+                        await conn.receive_exactly(len(BIG))
+                else:
+                    await conn.send_all(BIG)
+                    await conn.receive_exactly(len(BIG))
+
+            with trio.move_on_after(1.0) as timer:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(peer, a)
+                    nursery.start_soon(peer, b)
+            for resource in [a, b, *listeners]:
+                await trio.aclose_forcefully(resource)
+            return "stuck: gave up after 1 s" if timer.cancelled_caught else "both done"
+
+
+        print("send, then read:         ", await trio_bg.run(both_send_then_read, False))
+        print("send and read together:  ", await trio_bg.run(both_send_then_read, True))
+        """
+    ),
+    md(
+        """
+        ## Byte order in a length prefix
+
+        A length prefix is a number sent as bytes, and a number of more than one byte can be
+        written with its big end first or its little end first. The internet's convention,
+        **network byte order**, is big-endian: 300 as two bytes is `01 2c`. Read those two
+        bytes the other way round and the length is 11,265: the reader then waits for bytes
+        that never come. `trio_tcp.framing.LengthPrefixFramer` uses network order, as does
+        `struct`'s `"!"`.
+        """
+    ),
+    code(
+        """
+        from trio_tcp.framing import LengthPrefixFramer
+
+        header = (300).to_bytes(2, "big")
+        print("300 as 2 bytes, big-endian:   ", trio_tcp.format_buffer(header))
+        print("300 as 2 bytes, little-endian:", trio_tcp.format_buffer((300).to_bytes(2, "little")))
+        print("struct.pack('!H', 300):       ", trio_tcp.format_buffer(struct.pack("!H", 300)))
+        print("LengthPrefixFramer(2) header: ",
+              trio_tcp.format_buffer(LengthPrefixFramer(2).encode(bytes(300))[:2]))
+        print("01 2c read as little-endian:  ", int.from_bytes(header, "little"))
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Write a handler that reads **until the client half-closes** (its FIN: `receive_some`
+        returns `b""`), then answers with the number of bytes it received, as a line (`6\\n`
+        for `abcdef`), and returns. Below is a first try; run the check, read what it says,
+        fix the handler and run both cells again. (One solution:
+        `trio_tcp.lessons.solutions.solution_byte_count`.)
+        """
+    ),
+    code(
+        """
+        async def count_bytes(conn: trio_tcp.Connection) -> None:
+            chunk = await conn.receive_some()
+            await conn.send_all(b"%d\\n" % len(chunk))
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
+
+        print(await trio_bg.run(lessons.check_byte_count_exercise, count_bytes))
+        """
+    ),
+    CLOSE,
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-your-first-tcp-server.ipynb": NB1,
     "02-bytes-not-messages.ipynb": NB2,
@@ -1444,6 +1871,7 @@ NOTEBOOKS: dict[str, list[Cell]] = {
     "04-cancellation-timeouts-shutdown.ipynb": NB4,
     "05-testing-your-server.ipynb": NB5,
     "06-how-fast-is-it.ipynb": NB6,
+    "07-on-the-wire.ipynb": NB7,
 }
 
 

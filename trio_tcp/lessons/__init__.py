@@ -11,6 +11,7 @@ and cancellation.
 * Kept to show a mistake, never to copy: :func:`shout_chunks` (a chunk taken for a line),
   :class:`NaiveChatRoom` (a broadcast that waits for the slowest member and collides with
   ``trio.BusyResourceError``).
+* :func:`kernel_sockets`: the kernel's TCP table (``/proc/net/tcp``), for notebook 7.
 * Exercise checks: ``check_*_exercise(handler)`` returns a :class:`Verdict` that says in plain
   words what is wrong; reference solutions are in :mod:`trio_tcp.lessons.solutions`.
 """
@@ -39,9 +40,11 @@ from ._handlers import (
     shout_chunks,
     shout_lines,
 )
+from ._wire import KernelSocket, kernel_sockets
 
 __all__ = [
     "ChatRoom",
+    "KernelSocket",
     "NaiveChatRoom",
     "Verdict",
     "calculator",
@@ -53,6 +56,7 @@ __all__ = [
     "check_polite_exercise",
     "check_shout_exercise",
     "echo",
+    "kernel_sockets",
     "line_or_closing",
     "polite_echo",
     "print_buffers",

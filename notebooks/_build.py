@@ -61,8 +61,9 @@ NB1: list[Cell] = [
 
             <Buffer 0c 22>
 
-        (12 is `0x0c`, 34 is `0x22`). This notebook tells that story twice: first with plain
-        Trio, then with `trio_tcp`, so you can see what the library adds.
+        (12 is `0x0c`, 34 is `0x22`). This notebook tells that story three times: as a plain
+        Trio script run the way you would run it from a terminal, then inside the notebook,
+        then with `trio_tcp`, so you can see what the library adds.
 
         A few words first:
 
@@ -70,44 +71,198 @@ NB1: list[Cell] = [
           these notebooks talks over it.
         * A **port** is a number that says which program on the machine a connection is for.
           The tutorial uses 3099; here we ask for port **0**, which means "any free port", so a
-          notebook never fails because something else already uses 3099.
+          notebook never fails because something else already uses 3099. (Notebook 7 looks
+          at ports, and at the connection itself, in detail.)
         * A **connection** is a two-way byte stream between one client and the server. The
           server *accepts* connections; each one is a separate conversation.
-
-        Trio runs inside Jupyter through `trio_tcp.notebook`: one Trio run lives in a
-        background thread, so a server started in one cell keeps serving while later cells
-        run. `await trio_bg.run(fn, ...)` runs `fn` there and brings its result (and its
-        prints) back to the cell.
         """
     ),
-    SETUP,
     md(
         """
-        ## With plain Trio
+        ## The plain-Trio program, as a script
 
-        `trio.serve_tcp(handler, port)` listens and, for every connection it accepts, starts
-        `handler(stream)` **as its own task in a nursery**. That is the big difference from
-        Node: Node hands you *events* (`'connection'`, then `'data'` callbacks on a socket);
-        Trio hands you a *task* per connection that reads in a loop, top to bottom, like a
-        little program. When the handler returns, Trio closes the stream.
+        This is the whole server as you would save it in a file and run with
+        `python server.py`. `trio.run(main)` starts Trio and runs `main` until it returns
+        (this one never does: stop it with Ctrl-C). `trio.serve_tcp(handler, port)` listens
+        and, for every connection it accepts, starts `handler(stream)` **as its own task**.
+        That is the big difference from Node: Node hands you *events* (`'connection'`, then
+        `'data'` callbacks); Trio hands you a *task* per connection that reads in a loop, top
+        to bottom, like a little program. `async for chunk in stream` gives each chunk as it
+        arrives and ends when the client closes its side; when the handler returns, Trio
+        closes the connection.
 
-        `async for chunk in stream` gives each chunk as it arrives and ends when the client
-        closes its side.
+        The cell writes the script to a temporary folder and starts it as a **separate
+        process**, exactly as a terminal would.
         """
     ),
     code(
         """
-        def as_node_buffer(data: bytes) -> str:
-            return "<Buffer " + data.hex(" ") + ">"
+        import pathlib
+        import subprocess
+        import sys
+        import tempfile
+
+        SERVER_SCRIPT = '''
+        import sys
+
+        import trio
 
 
-        async def print_chunks(stream: trio.SocketStream) -> None:
+        async def print_chunks(stream):
             async for chunk in stream:
-                print("server got", as_node_buffer(chunk))
+                print("server got <Buffer " + chunk.hex(" ") + ">", flush=True)
 
+
+        async def main():
+            port = int(sys.argv[1]) if len(sys.argv) > 1 else 3099
+            listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+            print("listening on 127.0.0.1:%d" % listeners[0].socket.getsockname()[1], flush=True)
+            await trio.serve_listeners(print_chunks, listeners)
+
+
+        trio.run(main)
+        '''
+
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "server.py").write_text(SERVER_SCRIPT)
+        server_process = subprocess.Popen(
+            [sys.executable, str(folder / "server.py"), "0"],  # port 0: any free port
+            stdout=subprocess.PIPE, text=True,
+        )
+        first_line = server_process.stdout.readline()
+        script_port = int(first_line.rsplit(":", 1)[1])
+        print("the server process says:", first_line.strip())
+        """
+    ),
+    md(
+        """
+        The sender, as a **second process**: plain Python with the `socket` module, which is
+        what the Node sender does. It connects, writes the two bytes, says "I will send
+        nothing more" (`shutdown(SHUT_WR)`) and waits until the server closes its side.
+        """
+    ),
+    code(
+        """
+        SENDER = '''
+        import socket, sys
+
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
+            sock.sendall(bytes([12, 34]))
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1) == b""
+        print("sender: sent 12 and 34")
+        '''
+
+        sent = subprocess.run([sys.executable, "-c", SENDER, str(script_port)],
+                              capture_output=True, text=True, timeout=30)
+        print("the sender process printed:", sent.stdout.strip())
+        """
+    ),
+    md(
+        """
+        **Where do the prints land?** Each process prints to its own standard output: in a
+        terminal, the server's line would appear in the server's window, not the sender's.
+        Here the notebook started both processes and captured their output through pipes,
+        so it can show you both. Stop the server (as Ctrl-C would) and read what it printed:
+        """
+    ),
+    code(
+        """
+        server_process.terminate()
+        rest, _ = server_process.communicate(timeout=10)
+        print("the server process printed:", rest.strip())
+        """
+    ),
+    md(
+        """
+        ## Two ideas Trio is built on: nurseries and checkpoints
+
+        **A nursery** is where tasks live. `async with trio.open_nursery() as nursery:`
+        opens one; `nursery.start_soon(fn, ...)` starts a task in it; and the `async with`
+        block does not end until every task in it has finished. So no task outlives the code
+        that started it (Trio calls this *structured concurrency*). `serve_tcp` keeps its
+        connection tasks in a nursery, and so does `trio_tcp.serve`.
+        """
+    ),
+    SETUP,
+    code(
+        """
+        async def worker(name: str, seconds: float) -> None:
+            print(f"{name} starts")
+            await trio.sleep(seconds)
+            print(f"{name} done after {seconds} s")
+
+
+        async def nursery_demo() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker, "a", 0.2)
+                nursery.start_soon(worker, "b", 0.1)
+                print("both started; the nursery block now waits for them")
+            print("after the block: every task of the nursery has finished")
+
+
+        await trio_bg.run(nursery_demo)
+        """
+    ),
+    md(
+        """
+        (`trio_bg` is this notebook's Trio: `trio_tcp.notebook` keeps one Trio run in a
+        background thread, so a server started in one cell keeps serving while later cells
+        run. `await trio_bg.run(fn, ...)` runs `fn` there and brings its result and its
+        prints back to the cell. Outside a notebook, you would write `trio.run(fn)`.)
+
+        **A checkpoint** is a point where a task lets others run. Trio switches tasks only at
+        an `await` of one of Trio's own operations (a read, a send, a sleep,
+        `trio.sleep(0)`...), never in the middle of ordinary code. Two tasks that pass
+        checkpoints take turns; a task that computes without one keeps everyone else waiting
+        until it is done. Checkpoints are also the only places where a task can be
+        *cancelled* (notebook 4).
+        """
+    ),
+    code(
+        """
+        async def checkpoint_demo() -> list[str]:
+            order = []
+
+            async def polite(name: str) -> None:
+                for i in range(3):
+                    order.append(f"{name}{i}")
+                    await trio.sleep(0)  # a checkpoint: let the others run
+
+            async def greedy(name: str) -> None:
+                for i in range(3):
+                    order.append(f"{name}{i}")  # no await: nobody else runs meanwhile
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(polite, "p")
+                nursery.start_soon(polite, "q")
+                nursery.start_soon(greedy, "G")
+            return order
+
+
+        print("order of steps:", " ".join(await trio_bg.run(checkpoint_demo)))
+        """
+    ),
+    md(
+        """
+        The `G` steps always come in one block; the `p` and `q` steps interleave (in an order
+        Trio is free to choose).
+
+        ## The same server inside the notebook
+
+        The handler from the script, imported from `trio_tcp.lessons` (the module that holds
+        every handler these notebooks teach, each one tested under concurrency and
+        cancellation), now served by this notebook's Trio. `name="plain"` makes re-running
+        the cell replace the server instead of starting a second one.
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
 
         listeners = await trio_bg.start(
-            functools.partial(trio.serve_tcp, print_chunks, 0, host="127.0.0.1")
+            functools.partial(trio.serve_tcp, lessons.print_chunks, 0, host="127.0.0.1"),
+            name="plain",
         )
         plain_port = listeners[0].socket.getsockname()[1]
         print(f"plain Trio server listening on 127.0.0.1:{plain_port}")
@@ -115,22 +270,16 @@ NB1: list[Cell] = [
     ),
     md(
         """
-        The sender: `trio.open_tcp_stream` connects, `send_all` writes the two bytes. Then it
-        *half-closes* (`send_eof`: "I will send nothing more") and waits for the server to
-        close its side, so we know the server has printed before the cell ends.
+        The same sender process talks to it. This time the server runs inside the notebook's
+        own process, so its print lands **here**, in the cell that is running when it
+        happens.
         """
     ),
     code(
         """
-        async def send_12_34(port: int) -> None:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(bytes([12, 34]))
-                await stream.send_eof()
-                assert await stream.receive_some() == b""  # the server closed: it is done
-
-
-        await trio_bg.run(send_12_34, plain_port)
+        sent = subprocess.run([sys.executable, "-c", SENDER, str(plain_port)],
+                              capture_output=True, text=True, timeout=30)
+        print("the sender process printed:", sent.stdout.strip())
         """
     ),
     md(
@@ -143,11 +292,14 @@ NB1: list[Cell] = [
         object with the port, live connections and counters; buffered reads of lines and
         frames; a crashing handler that closes only its own connection; idle timeouts; and a
         graceful shutdown.
+
+        This handler is `lessons.print_buffers` with a log of when things happen, to draw
+        afterwards. The client is a Trio task; `send_eof` is Trio's `shutdown(SHUT_WR)`.
         """
     ),
     code(
         """
-        events = []  # (who, what, trio time): a log to draw afterwards
+        events = []  # (who, what, trio time)
 
 
         async def handler(conn: trio_tcp.Connection) -> None:
@@ -158,7 +310,7 @@ NB1: list[Cell] = [
             events.append(("server", "end of stream", trio.current_time()))
 
 
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, handler, 0))
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, handler, 0), name="tcp")
         print(server)
         """
     ),
@@ -175,6 +327,7 @@ NB1: list[Cell] = [
                 events.append(("client", "server closed", trio.current_time()))
 
 
+        events.clear()
         await trio_bg.run(sender, server.port)
         stats = server.stats
         print(f"connections accepted: {stats.accepted}, bytes received: {stats.bytes_received}")
@@ -185,9 +338,9 @@ NB1: list[Cell] = [
         ## What happened, in order
 
         Each dot is one event; the two rows are the two ends of the connection. Time runs left
-        to right, in milliseconds since the client started connecting. Notice that the server
-        task starts only once the connection is accepted, and ends when the client's
-        end-of-stream arrives.
+        to right, in milliseconds since the client started connecting. The server's task
+        starts only once the connection is accepted, and ends when the client's end of
+        stream arrives.
         """
     ),
     code(
@@ -209,30 +362,45 @@ NB1: list[Cell] = [
     ),
     md(
         """
-        A real client in another process works too: the server keeps running between cells.
-        Here is the plain-`socket` version of the sender (this is what the Node sender does).
+        The command line does the sender's job too: `trio-tcp send` (a real second process
+        again; its default port is the tutorial's 3099, here it is told the notebook's).
+        `trio-tcp serve` is the server side, and `trio-tcp demo` runs both in one process.
         """
     ),
     code(
         """
-        import socket
-
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(bytes([12, 34]))
-            sock.shutdown(socket.SHUT_WR)
-            assert sock.recv(1) == b""
+        sent = subprocess.run(
+            [sys.executable, "-m", "trio_tcp", "send", "--port", str(server.port), "--hex", "0c22"],
+            capture_output=True, text=True, timeout=30,
+        )
+        print("trio-tcp send exited with", sent.returncode)
         """
     ),
     md(
         """
-        Outside a notebook you would write the same thing as a script with `trio.run(main)`,
-        or use the command line: `trio-tcp serve` (port 3099, like the tutorial) in one
-        terminal and `trio-tcp send` in another; `trio-tcp demo` does both in one process.
+        ## Exercise
 
-        Last cell: shut the background run down, which cancels both servers and closes every
-        socket.
+        Write an **echo** handler: it sends every byte it receives back to the client, in
+        order, until the client ends its side. Below is a first try; run it and the check
+        under it, read what the check says, fix the handler and run both cells again. The
+        check runs your handler on the real server machinery in memory, with messages one at
+        a time, a large one, one byte at a time, ten clients at once and a client that
+        vanishes. (One solution: `trio_tcp.lessons.solutions.solution_echo`.)
         """
     ),
+    code(
+        """
+        async def my_echo(conn: trio_tcp.Connection) -> None:
+            data = await conn.receive_some()
+            await conn.send_all(data)
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_echo_exercise, my_echo))
+        """
+    ),
+    md("Last cell: shut the background run down, which cancels the servers and closes every socket."),
     CLOSE,
 ]
 

@@ -615,58 +615,193 @@ NB3: list[Cell] = [
         """
         # 3 · Many clients at once
 
-        `trio_tcp.serve` runs **one task per connection**, all in one nursery. A task waiting
-        for its client costs almost nothing, so a thousand idle clients are a thousand sleeping
-        tasks, not a thousand threads. When one client is slow, only its task waits.
+        `trio_tcp.serve` runs **one task per connection**, all in one nursery (notebook 1). A
+        task waiting for its client costs almost nothing, so a thousand idle clients are a
+        thousand sleeping tasks, not a thousand threads. When one client is slow, only its
+        task waits.
 
-        This notebook builds the classic next step of the tutorial: a **chat room**. Every line
-        a client sends goes to every client. Then it asks what happens when one client reads
-        slowly.
+        This notebook builds the classic next step of the tutorial: a **chat room**. Every
+        line a client sends goes to every client. The obvious version works in a quick test
+        and breaks as soon as one member stops reading; the fix is a pattern worth knowing:
+        a queue and a writer task per member.
         """
     ),
     SETUP,
     md(
         """
-        ## The chat room
+        ## The obvious chat room
 
-        The room is a set of connections. A handler joins the room, reads lines, and sends each
-        one to everybody; when its client leaves, the handler leaves the room. Sending to one
-        client at a time, in order, is the simplest thing that works.
+        The room is a set of connections. A member's handler reads lines and, for each one,
+        sends it to every member in turn. The handlers shown in this notebook live in
+        `trio_tcp.lessons` (tested there under concurrency and cancellation); this is the
+        source of the one we import:
         """
     ),
     code(
         """
-        room: set[trio_tcp.Connection] = set()
+        from trio_tcp import lessons
 
-
-        async def broadcast(text: bytes) -> None:
-            for member in list(room):
-                try:
-                    await member.send_all(text)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    room.discard(member)  # that client went away: its own task cleans up
-
-
-        async def chat(conn: trio_tcp.Connection) -> None:
-            name = (await conn.receive_line()).decode()
-            room.add(conn)
-            try:
-                await broadcast(f"* {name} joined\\n".encode())
-                async for line in conn.lines():
-                    await broadcast(f"{name}: {line.decode()}\\n".encode())
-            finally:
-                room.discard(conn)
-                with trio.CancelScope(shield=True):
-                    await broadcast(f"* {name} left\\n".encode())
-
-
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, chat, 0))
+        tnb.show_source(lessons.NaiveChatRoom)
         """
     ),
     md(
         """
-        Three clients join one after the other, then each says one line. Every member listens
-        in its own task (a nursery of our own), so all three hear each line at the same time.
+        ## A member who never reads
+
+        `send_all` returns once the operating system has taken the bytes. When a client does
+        not read, the kernel's buffers for its connection fill up (notebook 7 shows them),
+        and then `send_all` to it **waits**: this is *back-pressure*, and normally it is a
+        feature, it keeps a fast sender from piling up memory.
+
+        But here *other* members' tasks do the sending. Let three clients in: `zed` joins
+        and never reads; `ada` and `bob` each say 200 lines of about 500 bytes, each waiting
+        to see its own line come back before saying the next (a person's pace). The
+        server's send buffers are made small, as on a busy machine, so this shows within a
+        second.
+        """
+    ),
+    code(
+        """
+        import socket
+
+        LINES = 200
+
+
+        async def busy_room(handler):
+            back: dict[str, list[float]] = {"ada": [], "bob": []}  # when each own line came back
+            ended: dict[str, tuple[float, str]] = {}  # when and how each speaker stopped
+            crashes: list[Exception] = []
+
+            async def host(conn: trio_tcp.Connection) -> None:
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                try:
+                    await handler(conn)
+                except Exception as exc:  # kept to show below (the server would log it)
+                    crashes.append(exc)
+
+            async def speaker(name: str, port: int, t0: float) -> None:
+                how = "still waiting"
+                async with await trio_tcp.open_connection("127.0.0.1", port) as conn:
+                    await conn.send_all(name.encode() + b"\\n")
+                    try:
+                        for i in range(LINES):
+                            mine = f"{name}: line {i} {'x' * 500}".encode()
+                            await conn.send_all(mine[len(name) + 2:] + b"\\n")
+                            while await conn.receive_line() != mine:
+                                pass  # somebody else's line
+                            back[name].append(trio.current_time() - t0)
+                        how = "done"
+                    except (trio.BrokenResourceError, trio_tcp.EndOfStream):
+                        how = "disconnected"  # the server closed this connection
+                    finally:
+                        ended[name] = (trio.current_time() - t0, how)
+
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(functools.partial(trio_tcp.serve, host, 0))
+                zed = await trio_tcp.open_connection("127.0.0.1", server.port)
+                zed.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                await zed.send_all(b"zed\\n")  # joins, then never reads
+                t0 = trio.current_time()
+                with trio.move_on_after(1.5):
+                    async with trio.open_nursery() as talk:
+                        for name in back:
+                            talk.start_soon(speaker, name, server.port, t0)
+                await zed.aclose()
+                nursery.cancel_scope.cancel()
+            return back, ended, crashes
+
+
+        naive, naive_ended, crashes = await trio_bg.run(busy_room, lessons.NaiveChatRoom().handler)
+        for name, times in naive.items():
+            print(f"{name} saw {len(times)} of its {LINES} lines come back, then: "
+                  f"{naive_ended[name][1]}")
+        if crashes:
+            print(f"the first handler crash: {type(crashes[0]).__name__}: {crashes[0]}")
+        """
+    ),
+    md(
+        """
+        Two things went wrong. First, **everybody waits for the slowest member**: once
+        `zed`'s buffers are full, a speaker's `send_all` to `zed` never returns, so that
+        speaker's handler stops reading its own client, and the conversation stalls.
+
+        Second, **a crash**. `ada`'s task is inside `send_all` on `zed`'s connection, waiting;
+        then `bob`'s task calls `send_all` on the same connection. Two tasks writing to one
+        stream at once would interleave their bytes, so Trio refuses:
+        `trio.BusyResourceError`. The server closes `bob`'s connection, and `bob` is gone.
+
+        ## One queue and one writer task per member
+
+        The fix gives every member a **memory channel**: a bounded queue between tasks,
+        `trio.open_memory_channel(size)`, with a send end and a receive end. Each member gets
+        its own **writer task**, the only task that ever sends on that member's connection:
+        it takes lines from the queue and sends them. Broadcasting only drops the line into
+        every queue with `send_nowait`, which never waits; when a member's queue is full, that
+        member is too slow and misses the line (a stricter server disconnects it, as IRC
+        servers do with "SendQ exceeded").
+
+        Two details. The writer runs in a nursery inside the handler, so when the member
+        leaves (or the handler is cancelled) its writer ends with it. And the member's
+        goodbye to the room in `finally` is a plain function call, with no `await`, so it
+        runs even when the handler is being cancelled.
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.ChatRoom)
+        """
+    ),
+    code(
+        """
+        room = lessons.ChatRoom(queue_size=64)
+        queued, queued_ended, crashes = await trio_bg.run(busy_room, room.handler)
+        for name, times in queued.items():
+            print(f"{name} saw {len(times)} of its {LINES} lines come back, "
+                  f"the last after {times[-1]:.2f} s")
+        print(f"crashes: {len(crashes)}; lines zed missed because its queue was full: {room.dropped}")
+        """
+    ),
+    md(
+        """
+        ## The two rooms side by side
+
+        Each line is one speaker's conversation: how many of its own lines had come back,
+        over time (a log scale, so milliseconds and seconds both show). In the obvious room
+        the speakers stall within milliseconds: one is disconnected by the crash, the other
+        waits, flat, until the demonstration gives up. With a queue per member both run to
+        the end in a few milliseconds, and the member who never reads costs them nothing.
+        """
+    ),
+    code(
+        """
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True, sharex=True)
+        runs = [("obvious room (send in turn)", naive, naive_ended),
+                ("a queue and a writer per member", queued, queued_ended)]
+        for ax, (title, run, ended) in zip(axes, runs):
+            for name, color, style in [("ada", "C0", dict(lw=5, alpha=0.45)),
+                                       ("bob", "C3", dict(lw=1.5, ls="--"))]:
+                # Each own line seen back is one step up; flat runs are waits.
+                end, how = ended[name]
+                times = [0.001, *run[name], end]
+                counts = [0, *range(1, len(run[name]) + 1), len(run[name])]
+                ax.step(times, counts, where="post", color=color, label=f"{name}: {how}", **style)
+            ax.set_xscale("log")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("seconds (log scale)")
+            ax.axhline(LINES, color="grey", lw=0.6, ls=":")
+            ax.legend(fontsize=8, loc="center left")
+        axes[0].set_ylabel("own lines seen back")
+        fig.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## Three members talking
+
+        With the room that works, three clients join one after the other, then each says
+        one line. Every member listens in its own task (a nursery of our own), so all three
+        hear each line at the same time.
         """
     ),
     code(
@@ -698,6 +833,9 @@ NB3: list[Cell] = [
             return heard
 
 
+        server = await trio_bg.start(
+            functools.partial(trio_tcp.serve, lessons.ChatRoom().handler, 0), name="chat"
+        )
         heard = await trio_bg.run(conversation, server.port)
         for name, lines in heard.items():
             print(f"--- {name} heard:")
@@ -707,147 +845,37 @@ NB3: list[Cell] = [
     ),
     md(
         """
-        ## A slow reader in the room
+        ## Exercise
 
-        `send_all` returns once the operating system has taken the bytes. When a client does
-        not read, its socket buffers fill up, and then `send_all` **waits**: this is
-        *backpressure*, and it is a feature, it keeps a fast sender from piling up memory.
-
-        But our broadcaster sends to one member after another. While it waits for the slow
-        member, the fast members get nothing either. Let us measure it: a fast client that
-        reads everything, a slow one that reads nothing for one second, and a broadcaster
-        that sends 600 lines of 1 KiB to both. (The server's send buffers are made small, as
-        on a busy machine, so the effect shows within a second.)
+        Write a chat room in which a member who never reads stops nobody. `make_room()`
+        returns the handler of a fresh room: a client's first line is its name, and every
+        later line must reach every member as `name: line`. The first try below is the
+        obvious room again; the check runs it over *unbuffered* in-memory streams, where a
+        member who does not read blocks any send to it at once, and says what goes wrong.
+        (One solution: `trio_tcp.lessons.solutions.solution_chat`, i.e. `ChatRoom`.)
         """
     ),
     code(
         """
-        import socket
+        def make_room():
+            members: set[trio_tcp.Connection] = set()
 
-        LINE = b"x" * 1023 + b"\\n"
-        COUNT = 600
-        BUFFER = 16 * 1024
+            async def handler(conn: trio_tcp.Connection) -> None:
+                name = await conn.receive_line()
+                members.add(conn)
+                try:
+                    async for line in conn.lines():
+                        for member in list(members):
+                            await member.send_all(name + b": " + line + b"\\n")
+                finally:
+                    members.discard(conn)
 
-
-        def small_buffers(conn: trio_tcp.Connection) -> None:
-            conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-
-
-        async def run_room(send_lines) -> dict[str, list[float]]:
-            # A server whose broadcaster calls send_lines([fast, slow]), and two clients that
-            # note when each line arrives.
-            arrivals: dict[str, list[float]] = {"fast": [], "slow": []}
-            members: dict[str, trio_tcp.Connection] = {}
-            all_in = trio.Event()
-
-            async def host(conn: trio_tcp.Connection) -> None:
-                small_buffers(conn)
-                members[(await conn.receive_line()).decode()] = conn
-                if len(members) == 2:
-                    all_in.set()
-                await conn.receive_some()  # until the client leaves
-
-            async def client(name: str, port: int, start_reading: float) -> None:
-                async with await trio_tcp.open_connection("127.0.0.1", port) as conn:
-                    await conn.send_all(name.encode() + b"\\n")
-                    await trio.sleep_until(start_reading)
-                    async for _ in conn.lines():
-                        arrivals[name].append(trio.current_time() - t0)
-
-            async with trio.open_nursery() as nursery:
-                srv = await nursery.start(functools.partial(trio_tcp.serve, host, 0))
-                t0 = trio.current_time()
-                nursery.start_soon(client, "fast", srv.port, t0)
-                nursery.start_soon(client, "slow", srv.port, t0 + 1.0)
-                await all_in.wait()
-                await send_lines([members["fast"], members["slow"]])
-                for member in members.values():
-                    await member.send_eof()  # the clients' lines() loops end
-                srv.close()
-            return arrivals
-
-
-        async def send_in_turn(members: list[trio_tcp.Connection]) -> None:
-            for _ in range(COUNT):
-                for member in members:
-                    await member.send_all(LINE)
-
-
-        naive = await trio_bg.run(run_room, send_in_turn)
-        print(f"fast client got its last line after {naive['fast'][-1]:.2f} s")
-        """
-    ),
-    md(
-        """
-        ## One queue per member
-
-        The usual fix: give every member **its own sender task with a bounded queue** (a Trio
-        memory channel). The broadcaster only drops a line into each queue. A member whose
-        queue is full is too slow to keep up; here we drop that member's line (a real chat
-        server might disconnect it instead). Nothing is unbounded, and nobody waits for the
-        slowest reader.
+            return handler
         """
     ),
     code(
         """
-        QUEUE = 64
-
-
-        async def send_with_queues(members: list[trio_tcp.Connection]) -> None:
-            dropped = [0] * len(members)
-            async with trio.open_nursery() as nursery:
-                queues = []
-                for member in members:
-                    send, receive = trio.open_memory_channel[bytes](QUEUE)
-                    queues.append(send)
-
-                    async def pump(member=member, receive=receive) -> None:
-                        async with receive:
-                            async for line in receive:
-                                await member.send_all(line)
-
-                    nursery.start_soon(pump)
-                for _ in range(COUNT):
-                    for i, send in enumerate(queues):
-                        try:
-                            send.send_nowait(LINE)
-                        except trio.WouldBlock:
-                            dropped[i] += 1
-                    await trio.sleep(0)  # let the pumps run between lines
-                for send in queues:
-                    await send.aclose()  # each pump ends once its queue is empty
-            print("lines dropped: fast client", dropped[0], "| slow client", dropped[1])
-
-
-        queued = await trio_bg.run(run_room, send_with_queues)
-        print(f"fast client got its last line after {queued['fast'][-1]:.2f} s")
-        """
-    ),
-    md(
-        """
-        ## What the fast client saw
-
-        Lines received over time. With the in-turn broadcaster the fast client's line goes
-        flat: it waits for the slow one, which starts reading only at 1 s. With a queue per
-        member it gets everything at once, and the slow client simply misses the lines its
-        full queue could not take.
-        """
-    ),
-    code(
-        """
-        fig, ax = plt.subplots(figsize=(8, 3.4))
-        for label, run, style in [("in turn", naive, "-"), ("queue per member", queued, "--")]:
-            for name, color in [("fast", "C0"), ("slow", "C3")]:
-                times = run[name]
-                ax.plot(times, range(1, len(times) + 1), style, color=color,
-                        label=f"{name} client, {label}")
-        ax.axvline(1.0, color="grey", lw=0.8)
-        ax.annotate("slow client starts reading", (1.0, COUNT * 0.5), xytext=(-5, 0),
-                    textcoords="offset points", fontsize=8, ha="right")
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("lines received")
-        ax.legend(fontsize=8, loc="upper center")
-        plt.show()
+        print(await trio_bg.run(lessons.check_chat_exercise, make_room))
         """
     ),
     CLOSE,

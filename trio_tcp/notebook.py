@@ -45,7 +45,7 @@ import trio
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["BackgroundTrio", "current", "main", "start"]
+__all__ = ["BackgroundTrio", "current", "main", "show_source", "start"]
 
 T = TypeVar("T")
 ArgsT = TypeVarTuple("ArgsT")
@@ -583,6 +583,20 @@ def start() -> BackgroundTrio:
     return _current
 
 
+def show_source(obj: object) -> Any:
+    """The source code of ``obj`` (a function or class), for a notebook cell to display.
+
+    Returns an ``IPython.display.Markdown`` object (a Python code block): the notebooks show
+    the handlers they import from :mod:`trio_tcp.lessons` this way, so what you read is what
+    runs and what the tests check.
+    """
+    import inspect
+
+    from IPython.display import Markdown
+
+    return Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```")  # type: ignore[no-untyped-call,arg-type,unused-ignore]
+
+
 def current() -> BackgroundTrio | None:
     """The run :func:`start` made last (it may have been closed since), or None."""
     return _current
@@ -608,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
     options = parser.parse_args(argv)
     for path in options.refresh:
-        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call,arg-type,unused-ignore]
         # No kernel dirs: jupyter_client falls back to ipykernel's own spec on sys.executable.
         kernels = KernelSpecManager(kernel_dirs=[])
         client = NotebookClient(
@@ -618,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute(cleanup_kc=True)  # a km passed in is not shut down unless asked
-        nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+        nbformat.write(notebook, path)  # type: ignore[no-untyped-call,arg-type,unused-ignore]
         print(f"refreshed {path}")
     return 0
 

@@ -892,15 +892,87 @@ NB4: list[Cell] = [
         first). A cancelled task gets `trio.Cancelled` at its next `await`, runs its `finally`
         blocks (closing its sockets) and is gone, and its parent carries on.
 
-        This notebook shows four ways a connection ends early: a timeout in the client, an idle
-        timeout in the server, a handler that crashes, and a graceful shutdown of the server.
+        This notebook first shows the two tools, cancel scopes and shielding, each with a
+        small example; then four ways a connection ends early: a timeout in the client, an
+        idle timeout in the server, a handler that crashes, and a graceful shutdown of the
+        server.
         """
     ),
     SETUP,
     md(
         """
+        ## Cancel scopes
+
+        `with trio.CancelScope() as scope:` marks a block of code; `scope.cancel()`, from
+        anywhere, cancels everything running inside it. The tasks inside get `trio.Cancelled`
+        at their next checkpoint (notebook 1: an `await` of a Trio operation), run their
+        `finally` blocks, and the exception stops at the scope's edge: after the `with`, the
+        code carries on, and `scope.cancelled_caught` says what happened.
+        """
+    ),
+    code(
+        """
+        async def cancel_later(scope: trio.CancelScope, seconds: float) -> None:
+            await trio.sleep(seconds)
+            scope.cancel()
+
+
+        async def cancel_scope_demo() -> None:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_later, scope, 0.1)
+                    try:
+                        print("waiting for 10 s...")
+                        await trio.sleep(10)
+                    except trio.Cancelled:
+                        print("...Cancelled, raised at the await")
+                        raise  # always let Cancelled go on: the scope catches it
+                    finally:
+                        print("finally blocks run, as for any exception")
+                print(f"after the scope: cancelled_caught={scope.cancelled_caught}")
+
+
+        await trio_bg.run(cancel_scope_demo)
+        """
+    ),
+    md(
+        """
+        ## Shielding
+
+        Sometimes cleanup has to wait for something: say goodbye to the peer, flush a log.
+        Inside a cancelled scope that `await` would be cancelled at once. A scope with
+        `shield=True` keeps the cancellation out of the code it wraps. Use it sparingly and
+        always with a timeout of its own: a shielded wait that never ends cannot be stopped.
+        """
+    ),
+    code(
+        """
+        async def cleanup(shielded: bool) -> None:
+            with trio.move_on_after(0.05):  # the "caller" gives up after 50 ms
+                try:
+                    await trio.sleep(10)
+                finally:
+                    try:
+                        with trio.CancelScope(shield=shielded), trio.move_on_after(1):
+                            await trio.sleep(0.1)  # the cleanup that needs to wait
+                            print(f"shield={shielded}: the cleanup finished")
+                    except trio.Cancelled:
+                        print(f"shield={shielded}: the cleanup was cancelled at its first await")
+                        raise
+
+
+        await trio_bg.run(cleanup, False)
+        await trio_bg.run(cleanup, True)
+        """
+    ),
+    md(
+        """
+        ## The server's log
+
         The server reports what it does on the `trio_tcp` logger. Send those records to this
         notebook's output, one short line each (the full traceback is there in a real log).
+        Re-running the cell replaces the handler instead of adding a second one (which would
+        print every line twice).
         """
     ),
     code(
@@ -914,18 +986,23 @@ NB4: list[Cell] = [
                 return f"    {exc_info[0].__name__}: {exc_info[1]}"
 
 
+        logger = logging.getLogger("trio_tcp")
+        for old in [h for h in logger.handlers if h.get_name() == "notebook"]:
+            logger.removeHandler(old)
         log_output = logging.StreamHandler(sys.stdout)
+        log_output.set_name("notebook")
         log_output.setFormatter(OneLine("log: %(message)s"))
-        logging.getLogger("trio_tcp").addHandler(log_output)
-        logging.getLogger("trio_tcp").setLevel(logging.INFO)
+        logger.addHandler(log_output)
+        logger.setLevel(logging.INFO)
         """
     ),
     md(
         """
-        ## Cancel scopes and timeouts
+        ## Timeouts
 
-        A server that says nothing, and a client that will not wait more than 0.25 s for it.
-        `trio.move_on_after` cancels what is inside and carries on after the block;
+        A timeout is a cancel scope with a deadline. A server that says nothing, and a client
+        that will not wait more than 0.25 s for it. `trio.move_on_after` cancels what is
+        inside and carries on after the block;
         `trio.fail_after` raises `trio.TooSlowError` instead. Either way the wait is over and
         nothing is left running.
         """
@@ -936,7 +1013,7 @@ NB4: list[Cell] = [
             await conn.receive_some()  # waits for the client; never sends
 
 
-        quiet = await trio_bg.start(functools.partial(trio_tcp.serve, silent, 0))
+        quiet = await trio_bg.start(functools.partial(trio_tcp.serve, silent, 0), name="quiet")
 
 
         async def impatient(port: int) -> None:
@@ -970,13 +1047,11 @@ NB4: list[Cell] = [
     ),
     code(
         """
-        async def echo(conn: trio_tcp.Connection) -> None:
-            async for chunk in conn:
-                await conn.send_all(chunk)
+        from trio_tcp import lessons
 
 
         patient = await trio_bg.start(
-            functools.partial(trio_tcp.serve, echo, 0, idle_timeout=0.4)
+            functools.partial(trio_tcp.serve, lessons.echo, 0, idle_timeout=0.4), name="patient"
         )
 
 
@@ -1011,13 +1086,13 @@ NB4: list[Cell] = [
     ),
     code(
         """
-        async def calculator(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                a, b = line.split(b"/")
-                await conn.send_all(b"%d\\n" % (int(a) // int(b)))
-
-
-        calc = await trio_bg.start(functools.partial(trio_tcp.serve, calculator, 0))
+        tnb.show_source(lessons.calculator)
+        """
+    ),
+    code(
+        """
+        calc = await trio_bg.start(functools.partial(trio_tcp.serve, lessons.calculator, 0),
+                                   name="calc")
 
 
         async def ask(port: int, *questions: bytes) -> list[bytes]:
@@ -1043,13 +1118,30 @@ NB4: list[Cell] = [
         steps, like websockets and hypercorn do:
 
         1. stop accepting: the listening socket is closed, new clients are refused;
-        2. set `conn.closing` (a `trio.Event`) so handlers can finish what they are doing;
+        2. tell the handlers the server is closing, so each can finish what it is doing and
+           end at a good moment (`conn.wait_closing()` waits for that moment's start);
         3. after `grace_period` seconds, cancel the handlers that are still running.
 
-        Three handlers show three behaviours. A **polite** one echoes lines until `closing` is
-        set, then says goodbye. A **busy** one is doing a 0.5 s job when the shutdown starts
-        and finishes it within the grace period. A **stubborn** one ignores `closing` and is
-        cancelled when the grace period ends.
+        Three handlers show three behaviours. A **polite** one echoes lines and, when the
+        server starts closing, says goodbye and returns. A **busy** one is doing a 0.5 s job
+        when the shutdown starts and finishes it within the grace period. A **stubborn** one
+        ignores the shutdown and is cancelled when the grace period ends.
+
+        The polite handler waits for *either* its client's next line *or* the shutdown,
+        whichever comes first: two tasks in a nursery, and the first to finish cancels the
+        nursery's scope (and so the other). Only the *wait* is cancelled, never a
+        `send_all` half-way, and a read cancelled half-way loses nothing (the bytes stay in
+        the connection's buffer). When its client leaves, it returns at once.
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.line_or_closing)
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.polite_echo)
         """
     ),
     code(
@@ -1058,21 +1150,12 @@ NB4: list[Cell] = [
         lifetimes = {}  # role -> (opened, ended, how), in trio time
 
 
-        async def cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
-            await event.wait()
-            scope.cancel()
-
-
         async def shutdown_handler(conn: trio_tcp.Connection) -> None:
             role = (await conn.receive_line()).decode()
             opened, how = trio.current_time(), "returned"
             try:
                 if role == "polite":
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(cancel_when, conn.closing, nursery.cancel_scope)
-                        async for line in conn.lines():
-                            await conn.send_all(line + b"\\n")
-                    await conn.send_all(b"goodbye\\n")
+                    await lessons.polite_echo(conn)
                 elif role == "busy":
                     await trio.sleep(0.2)
                     await trio.sleep(0.5)  # the job: 0.2 s to 0.7 s
@@ -1087,7 +1170,8 @@ NB4: list[Cell] = [
 
 
         graceful = await trio_bg.start(
-            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE)
+            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE),
+            name="graceful",
         )
         """
     ),
@@ -1107,7 +1191,7 @@ NB4: list[Cell] = [
                     nursery.start_soon(client, role)
                 await trio.sleep(0.3)
                 print(f"t={trio.current_time() - t0:.2f} s  server.aclose(): stop accepting, "
-                      f"set closing, {GRACE} s grace period")
+                      f"tell the handlers, {GRACE} s grace period")
                 await server.aclose()
                 print(f"t={trio.current_time() - t0:.2f} s  the server has stopped")
             try:
@@ -1127,8 +1211,8 @@ NB4: list[Cell] = [
         ## Connection lifetimes across the shutdown
 
         One bar per connection, from its first line to the end of its handler. The polite one
-        ends as soon as `closing` is set, the busy one when its job is done, the stubborn one
-        exactly at the end of the grace period.
+        ends as soon as the shutdown begins, the busy one when its job is done, the stubborn
+        one exactly at the end of the grace period.
         """
     ),
     code(
@@ -1150,6 +1234,31 @@ NB4: list[Cell] = [
         ax.set_xlim(0, closed_at - t0 + GRACE + 0.25)
         ax.set_xlabel("seconds")
         plt.show()
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Write a **polite** handler of your own: it echoes lines, and when the server starts
+        closing it sends `goodbye` and returns by itself; when its client ends its side it
+        returns at once. The first try below never looks at the shutdown. The check runs it
+        through an echo, a client that leaves, a graceful shutdown and the cancellation
+        sweep (notebook 5), and says what went wrong. (One solution:
+        `trio_tcp.lessons.solutions.solution_polite`.)
+        """
+    ),
+    code(
+        """
+        async def my_polite(conn: trio_tcp.Connection) -> None:
+            async for line in conn.lines():
+                await conn.send_all(line + b"\\n")
+            await conn.send_all(b"goodbye\\n")
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_polite_exercise, my_polite))
         """
     ),
     CLOSE,

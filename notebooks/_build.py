@@ -1291,7 +1291,8 @@ NB5: list[Cell] = [
         The protocol: the client sends lines; the server answers each line with the line in
         capitals, in angle brackets (`hi` → `<HI>`). One handler reads lines with
         `conn.lines()`. The other treats every chunk as one line: the bug from notebook 2,
-        which works as long as nothing splits or joins the client's writes.
+        which works as long as nothing splits or joins the client's writes. Both are in
+        `trio_tcp.lessons` (the second kept only to show the bug):
         """
     ),
     code(
@@ -1308,14 +1309,9 @@ NB5: list[Cell] = [
         )
 
 
-        async def by_lines(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                await conn.send_all(b"<" + line.upper() + b">\\n")
+        from trio_tcp import lessons
 
-
-        async def by_chunks(conn: trio_tcp.Connection) -> None:
-            async for chunk in conn:
-                await conn.send_all(b"<" + chunk.rstrip(b"\\n").upper() + b">\\n")
+        by_lines, by_chunks = lessons.shout_lines, lessons.shout_chunks
 
 
         async def conversation(client: trio_tcp.Connection) -> list[bytes]:
@@ -1324,6 +1320,16 @@ NB5: list[Cell] = [
                 await client.send_all(word + b"\\n")
                 replies.append(await client.receive_line())
             return replies
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.shout_lines)
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.shout_chunks)
         """
     ),
     md(
@@ -1354,8 +1360,9 @@ NB5: list[Cell] = [
         `serve_memory` runs the **real** server (`trio_tcp.serve_listeners`, with its limits,
         error handling and shutdown) over an in-memory listener; `server.connect()` gives a
         client. Its `wrap=` option puts a fault on the server's side of every connection:
-        `rechunk(1)` hands the handler one byte per read, `eof_after(n)` ends the stream
-        after *n* bytes, `reset_after(n)` breaks it, `delay(s)` slows every call.
+        `rechunk(1)` hands the handler one byte per read (so `hello\\n` arrives as six reads:
+        `h`, `e`, `l`, `l`, `o`, `\\n`), `eof_after(n)` ends the stream after *n* bytes,
+        `reset_after(n)` breaks it, `delay(s)` slows every call.
 
         Let us run both handlers under each fault and look at what the client gets.
         """
@@ -1396,8 +1403,8 @@ NB5: list[Cell] = [
 
         async def fault_table() -> dict:
             return {
-                (handler.__name__, fault): await under_fault(handler, wrap)
-                for handler in (by_lines, by_chunks)
+                (name, fault): await under_fault(handler, wrap)
+                for name, handler in {"by_lines": by_lines, "by_chunks": by_chunks}.items()
                 for fault, wrap in FAULTS.items()
             }
 
@@ -1409,9 +1416,18 @@ NB5: list[Cell] = [
     ),
     md(
         """
-        Read it as a picture: green is the right answer, grey a clean break (the stream ended
-        or was reset, and the client was told), red a **wrong answer**: the worst outcome,
-        because nothing notices it. `by_chunks` passes the plain test and the slow one, and
+        Read it as a picture: green is the right answer, grey a clean break, red a **wrong
+        answer**: the worst outcome, because nothing notices it.
+
+        What the client sees in a break deserves care. Under `eof_after(8)` the server's
+        handler reads end of stream in the middle of `world`, returns, and the server
+        closes the connection: the client reads `EndOfStream`. Under `reset_after(8)` the
+        fault is on the *server's* side: the handler's next read raises
+        `trio.BrokenResourceError` and the server closes the connection, and the client,
+        over an in-memory stream, again just reads `EndOfStream`, exactly as for a clean
+        end. It was not told anything was wrong. On a real TCP socket a reset (an RST) does
+        reach the other side, as `trio.BrokenResourceError` on its next read or write
+        (notebook 7 shows one). `by_chunks` passes the plain test and the slow one, and
         fails as soon as the bytes come in different pieces, or the stream ends in the middle
         of a line: it answers half a line as if it were a whole one.
         """
@@ -1425,12 +1441,15 @@ NB5: list[Cell] = [
         grid = [[labels.index(table[h, f].split(":")[0].split(" ")[0]) for f in faults]
                 for h in handlers]
 
-        fig, ax = plt.subplots(figsize=(9, 2.2))
+        fig, ax = plt.subplots(figsize=(10, 2.6))
         ax.imshow(grid, cmap=ListedColormap(["#4caf50", "#bdbdbd", "#e53935"]), vmin=0, vmax=2)
         for row, values in enumerate(grid):
             for col, value in enumerate(values):
-                ax.text(col, row, labels[value], ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(len(faults)), faults, fontsize=8)
+                text = labels[value]
+                if text == "break":  # name what the client's read raised
+                    text = "break:\\n" + table[handlers[row], faults[col]].split(": ")[1]
+                ax.text(col, row, text, ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(faults)), [f.replace("(", "\\n(") for f in faults], fontsize=8)
         ax.set_yticks(range(len(handlers)), handlers)
         ax.set_title("What the client got, per handler and fault", fontsize=10)
         plt.show()
@@ -1451,7 +1470,7 @@ NB5: list[Cell] = [
     ),
     code(
         """
-        report = await trio_bg.run(cancellation_sweep, by_lines, conversation)
+        report = await trio_bg.run(cancellation_sweep, lessons.shout_lines, conversation)
         print(report)
         print("stream calls of one run:", " ".join(report.operations))
         for point in report.runs[:3]:
@@ -1460,6 +1479,13 @@ NB5: list[Cell] = [
     ),
     md(
         """
+        The stream calls are counted with the bytes handed over **one at a time** (the
+        sweep's default `chunk_size=1`, the same re-chunking as `rechunk(1)`): that makes the
+        count depend on the bytes alone, never on how the writes happened to coalesce, so
+        every run cancels at the same place. Here `hello\\n` is six `receive_some` calls, then
+        one `send_all` for `<HELLO>`, and the same again for `world`: 15 points (the last
+        read finds the end of the stream).
+
         A handler that leaves something behind is caught. This one hands work to a background
         task (fire and forget) in a nursery that outlives the connection, a common way to
         leak work past shutdown:
@@ -1472,7 +1498,7 @@ NB5: list[Cell] = [
 
                 async def leaky(conn: trio_tcp.Connection) -> None:
                     outside.start_soon(trio.sleep_forever)  # "log it later"
-                    await by_lines(conn)
+                    await lessons.shout_lines(conn)
 
                 try:
                     await cancellation_sweep(leaky, conversation)
@@ -1503,13 +1529,8 @@ NB5: list[Cell] = [
         import tempfile
 
         TEST_FILE = '''
-        import trio_tcp
+        from trio_tcp.lessons import shout_lines as by_lines
         from trio_tcp.testing import rechunk
-
-
-        async def by_lines(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                await conn.send_all(b"<" + line.upper() + b">\\\\n")
 
 
         async def test_shouts_on_every_transport(transport_server):
@@ -1534,6 +1555,29 @@ NB5: list[Cell] = [
                 cwd=folder, capture_output=True, text=True, timeout=60,
             )
         print("\\n".join(line for line in result.stdout.splitlines() if line.strip()))
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Make a shouting handler (`hi` → `<HI>`, one answer per line) that gives the right
+        answer however the bytes arrive and survives the cancellation sweep. The first try
+        below is `by_chunks` again; the check runs the conversation as sent, one byte per
+        read, in random pieces, and then the sweep. (One solution:
+        `trio_tcp.lessons.solutions.solution_shout`.)
+        """
+    ),
+    code(
+        """
+        async def my_shout(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(b"<" + chunk.rstrip(b"\\n").upper() + b">\\n")
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_shout_exercise, my_shout))
         """
     ),
     CLOSE,

@@ -441,7 +441,8 @@ NB2: list[Cell] = [
 
 
         server = await trio_bg.start(
-            functools.partial(trio_tcp.serve, functools.partial(recorder, reader_delay=0.2), 0)
+            functools.partial(trio_tcp.serve, functools.partial(recorder, reader_delay=0.2), 0),
+            name="nb2",
         )
 
 
@@ -486,7 +487,7 @@ NB2: list[Cell] = [
     code(
         """
         await trio_bg.run(server.aclose)  # the next server reads at once
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, recorder, 0))
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, recorder, 0), name="nb2")
         chunks.clear()
         big_writes = await trio_bg.run(write_all, server.port, [bytes(1 << 20)])
         big_reads = list(chunks)
@@ -506,19 +507,20 @@ NB2: list[Cell] = [
     ),
     code(
         """
-        fig, axes = plt.subplots(2, 1, figsize=(9, 3.4))
-        for ax, title, writes, reads in [
-            (axes[0], "ten 5-byte writes", small_writes, small_reads),
-            (axes[1], "one 1 MiB write", big_writes, big_reads),
+        fig, axes = plt.subplots(2, 1, figsize=(9, 3.6))
+        for ax, title, writes, reads, unit, scale in [
+            (axes[0], "ten 5-byte writes", small_writes, small_reads, "bytes", 1),
+            (axes[1], "one 1 MiB write", big_writes, big_reads, "KiB", 1024),
         ]:
             for row, sizes in [(1, [s for _, s in writes]), (0, [s for _, s in reads])]:
                 left = 0
                 for i, size in enumerate(sizes):
-                    ax.barh(row, size, left=left, color=f"C{i % 2 + 2 * row}", edgecolor="white")
+                    ax.barh(row, size / scale, left=left / scale, color=f"C{i % 2 + 2 * row}",
+                            edgecolor="white")
                     left += size
             ax.set_yticks([0, 1], ["reads", "writes"])
             ax.set_title(title, fontsize=10)
-            ax.set_xlabel("bytes")
+            ax.set_xlabel(unit)
         fig.tight_layout()
         plt.show()
         """
@@ -567,22 +569,26 @@ NB2: list[Cell] = [
 
         The server below reads a 4-byte length-prefixed greeting, then lines. The client sends
         everything in **one byte per write**, the worst case for a chunk-per-message server;
-        the handler still sees whole messages.
+        the handler still sees whole messages. (The handler is `trio_tcp.lessons`'s, like
+        every handler these notebooks teach; the length is big-endian, "network byte order":
+        notebook 7 says why that matters.)
         """
     ),
     code(
         """
-        async def framed_handler(conn: trio_tcp.Connection) -> None:
-            header = await conn.receive_exactly(4)
-            greeting = await conn.receive_exactly(int.from_bytes(header, "big"))
-            print("greeting:", greeting)
-            async for line in conn.lines():
-                print("line:", line)
-                await conn.send_all(line.upper() + b"\\n")
+        from trio_tcp import lessons
 
+        tnb.show_source(lessons.greeting_then_lines)
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
 
         await trio_bg.run(server.aclose)
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, framed_handler, 0))
+        server = await trio_bg.start(
+            functools.partial(trio_tcp.serve, lessons.greeting_then_lines, 0), name="nb2"
+        )
 
 
         async def one_byte_at_a_time(port: int) -> list[bytes]:
@@ -604,6 +610,29 @@ NB2: list[Cell] = [
         the next read. And every buffer has a limit (`max_length` for lines, `max_frame_size`
         for length prefixes), so a peer cannot make the server buffer without end; going over
         it raises `trio_tcp.LineTooLongError` or `FrameTooLargeError`.
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Write a handler that answers every line with its **length in bytes**, as a line
+        (`hello` → `5`, an empty line → `0`). The first try below answers per chunk. The
+        check sends four lines in one write, then one byte per read, then in random pieces,
+        and says what came back. (One solution:
+        `trio_tcp.lessons.solutions.solution_line_length`.)
+        """
+    ),
+    code(
+        """
+        async def line_lengths(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(b"%d\\n" % len(chunk.rstrip(b"\\n")))
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_line_length_exercise, line_lengths))
         """
     ),
     CLOSE,

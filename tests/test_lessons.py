@@ -44,6 +44,11 @@ async def calculator_script(client: Connection) -> object:
     return [await client.receive_line(), await client.receive_line()]
 
 
+async def greeting_script(client: Connection) -> object:
+    await client.send_all(b"\x00\x00\x00\x02hiab\n")
+    return await client.receive_line()
+
+
 async def print_script(client: Connection) -> object:
     await client.send_all(bytes([12, 34]))
     await client.send_eof()
@@ -55,6 +60,7 @@ SWEEPS: dict[str, tuple[Callable[[], Any], Callable[[Connection], Awaitable[obje
     "print_buffers": (lambda: lessons.print_buffers, print_script),
     "echo": (lambda: lessons.echo, echo_script),
     "shout_lines": (lambda: lessons.shout_lines, shout_script),
+    "greeting_then_lines": (lambda: lessons.greeting_then_lines, greeting_script),
     "ChatRoom": (lambda: lessons.ChatRoom().handler, chat_script),
     "calculator": (lambda: lessons.calculator, calculator_script),
     "polite_echo": (lambda: lessons.polite_echo, shout_script),
@@ -103,7 +109,9 @@ async def _chat_on_loopback(
         assert isinstance(silent.stream, trio.SocketStream)
         silent.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await silent.send_all(b"zed\n")
-        speakers = {name: await trio_tcp.open_connection("127.0.0.1", server.port) for name in heard}
+        speakers = {
+            name: await trio_tcp.open_connection("127.0.0.1", server.port) for name in heard
+        }
         for name, conn in speakers.items():
             await conn.send_all(name.encode() + b"\n")
 

@@ -6,8 +6,9 @@ never reads), so a pattern a learner copies from a notebook is one that holds un
 and cancellation.
 
 * Handlers: :func:`print_chunks` (plain Trio), :func:`print_buffers`, :func:`echo`,
-  :func:`shout_lines`, :class:`ChatRoom` (a queue and a writer task per member),
-  :func:`calculator`, :func:`polite_echo` with :func:`line_or_closing`.
+  :func:`shout_lines`, :func:`greeting_then_lines`, :class:`ChatRoom` (a queue and a
+  writer task per member), :func:`calculator`, :func:`polite_echo` with
+  :func:`line_or_closing`.
 * Kept to show a mistake, never to copy: :func:`shout_chunks` (a chunk taken for a line),
   :class:`NaiveChatRoom` (a broadcast that waits for the slowest member and collides with
   ``trio.BusyResourceError``).
@@ -33,6 +34,7 @@ from ._handlers import (
     NaiveChatRoom,
     calculator,
     echo,
+    greeting_then_lines,
     line_or_closing,
     polite_echo,
     print_buffers,
@@ -56,6 +58,7 @@ __all__ = [
     "check_polite_exercise",
     "check_shout_exercise",
     "echo",
+    "greeting_then_lines",
     "kernel_sockets",
     "line_or_closing",
     "polite_echo",

@@ -20,6 +20,7 @@ __all__ = [
     "NaiveChatRoom",
     "calculator",
     "echo",
+    "greeting_then_lines",
     "line_or_closing",
     "polite_echo",
     "print_buffers",
@@ -83,6 +84,22 @@ async def shout_chunks(conn: Connection) -> None:
     """
     async for chunk in conn:
         await conn.send_all(b"<" + chunk.rstrip(b"\n").upper() + b">\n")
+
+
+async def greeting_then_lines(conn: Connection) -> None:
+    """Read a greeting framed by a 4-byte big-endian length, then answer lines in capitals.
+
+    Prints what it reads (notebook 2 shows it). Buffered reads (``receive_exactly``,
+    ``lines()``) make the message boundaries independent of how the bytes arrive.
+
+    Cancellation: a cancelled read keeps the received bytes buffered.
+    """
+    header = await conn.receive_exactly(4)
+    greeting = await conn.receive_exactly(int.from_bytes(header, "big"))
+    print("greeting:", greeting)
+    async for line in conn.lines():
+        print("line:", line)
+        await conn.send_all(line.upper() + b"\n")
 
 
 # -- notebook 3 --------------------------------------------------------------------------------

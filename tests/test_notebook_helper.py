@@ -353,6 +353,9 @@ CELLS: list[tuple[str, str, list[str]]] = [
         'await trio_bg.run(say, "hi")',
         [],
     ),
+    ("autoawait_trio", "%autoawait trio", []),
+    ("trio_cell", 'print("trio cell got", await trio_bg.run(say, "from a trio cell"))', []),
+    ("autoawait_asyncio", "%autoawait asyncio", []),
     ("setup_again", SETUP, []),
     ("client_again", 'print("client got", ask(b"again"))', []),
     ("interrupt_async", "await trio_bg.run(sleeper)", ["interrupt", "raises-exception"]),
@@ -468,6 +471,13 @@ def test_nb_run_prints_and_returns_in_cell(executed: Executed) -> None:
     cell = executed.cells["run_prints"]
     assert text_of(cell, "stdout") == "hi\n"
     assert result_of(cell) == "2"
+
+
+def test_nb_run_works_under_autoawait_trio(executed: Executed) -> None:
+    """Under %autoawait trio (each cell its own trio.run) await trio_bg.run() works too."""
+    out = text_of(executed.cells["trio_cell"], "stdout")
+    assert out == "from a trio cell\ntrio cell got 16\n", out
+    assert errors_of(executed.cells["trio_cell"]) == []
 
 
 def test_nb_rerun_setup_replaces_run_on_same_port(executed: Executed) -> None:

@@ -270,15 +270,11 @@ class BackgroundTrio:
     ) -> T:
         import asyncio
 
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            if _in_trio_run():  # ``%autoawait trio``: this cell is its own trio.run
-                return await self._await_call_from_trio(async_fn, args, context)
-            raise RuntimeError(
-                "trio_tcp.notebook: await this from a notebook cell (asyncio or "
-                "%autoawait trio), or use run_sync()/start_sync() from plain code"
-            ) from None
+        # ``%autoawait trio``: the cell is its own trio.run (inside the kernel's asyncio loop's
+        # thread, so asyncio.get_running_loop() would succeed and its futures would confuse Trio).
+        if _in_trio_run():
+            return await self._await_call_from_trio(async_fn, args, context)
+        loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         call: _Call[T] = _Call(on_finish=lambda: _wake(loop, waiter))
         self._submit(call, async_fn, args, context)

@@ -248,6 +248,32 @@ NB1: list[Cell] = [
         The `G` steps always come in one block; the `p` and `q` steps interleave (in an order
         Trio is free to choose).
 
+        **A cancel scope** is how anything is stopped in Trio. `with trio.move_on_after(s):`
+        is a cancel scope with a deadline: when it passes, the code inside is cancelled at
+        its next checkpoint and the program carries on after the block. Every nursery has
+        one too, `nursery.cancel_scope`: cancelling it stops all the nursery's tasks.
+        (Notebook 4 goes further: cancelling from another task, `finally`, shielding.)
+        """
+    ),
+    code(
+        """
+        async def cancel_scope_demo() -> None:
+            with trio.move_on_after(0.1) as scope:  # a cancel scope with a deadline
+                await trio.sleep(10)
+                print("never printed")
+            print(f"gave up after 0.1 s: cancelled_caught={scope.cancelled_caught}")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep, 10)
+                nursery.cancel_scope.cancel()  # stop every task of the nursery
+            print("nursery cancelled: its sleeping task stopped at its checkpoint")
+
+
+        await trio_bg.run(cancel_scope_demo)
+        """
+    ),
+    md(
+        """
+
         ## The same server inside the notebook
 
         The handler from the script, imported from `trio_tcp.lessons` (the module that holds
@@ -932,8 +958,9 @@ NB4: list[Cell] = [
         """
         ## Cancel scopes
 
+        Notebook 1 showed `move_on_after`, a cancel scope with a deadline. The scope itself:
         `with trio.CancelScope() as scope:` marks a block of code; `scope.cancel()`, from
-        anywhere, cancels everything running inside it. The tasks inside get `trio.Cancelled`
+        anywhere (here, another task), cancels everything running inside it. The tasks inside get `trio.Cancelled`
         at their next checkpoint (notebook 1: an `await` of a Trio operation), run their
         `finally` blocks, and the exception stops at the scope's edge: after the `with`, the
         code carries on, and `scope.cancelled_caught` says what happened.

@@ -14,6 +14,7 @@ import trio.testing
 
 import trio_tcp
 import trio_tcp.lessons as lessons
+import trio_tcp.testing
 from trio_tcp import Connection
 from trio_tcp.lessons import solutions
 from trio_tcp.testing import cancellation_sweep, check_echo_handler, serve_memory
@@ -76,6 +77,61 @@ async def test_taught_handler_survives_the_cancellation_sweep(
     with trio.fail_after(1000):
         report = await cancellation_sweep(make(), script)
     assert report.points >= 3, report.operations
+
+
+CONCURRENT: dict[
+    str,
+    tuple[
+        Callable[[Connection], Awaitable[None]],
+        Callable[[int], bytes],
+        Callable[[int], list[bytes]],
+    ],
+] = {
+    # handler, what client i sends, the lines it must get back
+    "shout_lines": (
+        lessons.shout_lines,
+        lambda i: b"c%d\nx\n" % i,
+        lambda i: [b"<C%d>" % i, b"<X>"],
+    ),
+    "calculator": (
+        lessons.calculator,
+        lambda i: b"%d/1\n%d/2\n" % (i, 2 * i),
+        lambda i: [b"%d" % i] * 2,
+    ),
+    "polite_echo": (lessons.polite_echo, lambda i: b"p%d\n" % i, lambda i: [b"p%d" % i]),
+    "greeting_then_lines": (
+        lessons.greeting_then_lines,
+        lambda i: b"\x00\x00\x00\x01%dline\n" % (i % 10),
+        lambda i: [b"LINE"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONCURRENT))
+async def test_taught_handler_serves_concurrent_clients(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Twenty clients at once, each sending in random pieces: each gets only its own answers."""
+    handler, request, wanted = CONCURRENT[name]
+    got: dict[int, list[bytes]] = {}
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                functools.partial(serve_memory, handler, wrap=trio_tcp.testing.rechunk(seed=9))
+            )
+
+            async def client(i: int) -> None:
+                async with await server.connect() as conn:
+                    await conn.send_all(request(i))
+                    await conn.send_eof()
+                    got[i] = [line async for line in conn.lines()]
+
+            async with trio.open_nursery() as clients:
+                for i in range(20):
+                    clients.start_soon(client, i)
+            await server.aclose()
+    assert got == {i: wanted(i) for i in range(20)}
+    assert server.stats.failed == 0
 
 
 async def test_echo_passes_the_echo_conformance_check() -> None:
@@ -303,3 +359,43 @@ def test_public_surface_is_all() -> None:
         assert getattr(lessons, name).__doc__, name
     for name in solutions.__all__:
         assert getattr(solutions, name).__doc__, name
+
+
+SAMPLE_TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:0C1B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 0100007F:0C1B 0100007F:D431 01 00000000:0000002A 00:00000000 00000000     0        0 2 1
+   2: 0100007F:D431 0100007F:0C1B 08 00000010:00000000 00:00000000 00000000     0        0 3 1
+   3: 0100007F:1F90 0100007F:D432 06 00000000:00000000 00:00000000 00000000     0        0 4 1
+"""
+
+
+def test_kernel_sockets_parses_the_table(tmp_path: Any) -> None:
+    """Addresses, ports, states and queue sizes of /proc/net/tcp rows; filtered by port."""
+    table = tmp_path / "tcp"
+    table.write_text(SAMPLE_TABLE)
+    rows = lessons.kernel_sockets(3099, table=table)
+    assert rows == [
+        lessons.KernelSocket(("127.0.0.1", 3099), ("0.0.0.0", 0), "LISTEN", 0, 0),
+        lessons.KernelSocket(("127.0.0.1", 3099), ("127.0.0.1", 54321), "ESTABLISHED", 0, 42),
+        lessons.KernelSocket(("127.0.0.1", 54321), ("127.0.0.1", 3099), "CLOSE_WAIT", 16, 0),
+    ]
+    assert [row.state for row in lessons.kernel_sockets(table=table)][-1] == "TIME_WAIT"
+
+
+async def test_kernel_sockets_sees_a_real_connection() -> None:
+    """A listener and both ends of a loopback connection appear, with the right ports."""
+    try:
+        lessons.kernel_sockets()
+    except OSError:
+        pytest.skip("no /proc/net/tcp on this system")
+    with trio.fail_after(10):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio_tcp.open_connection("127.0.0.1", port)
+        server_side = await listeners[0].accept()
+        rows = {(row.state, row.local[1]): row for row in lessons.kernel_sockets(port)}
+        client_port = client.local[1]  # type: ignore[index]
+        assert set(rows) == {("LISTEN", port), ("ESTABLISHED", port), ("ESTABLISHED", client_port)}
+        for resource in [client, server_side, *listeners]:
+            await resource.aclose()

@@ -78,6 +78,7 @@ def check_01(out: str) -> None:
     assert "after the block: every task of the nursery has finished" in out
     order = re.search(r"order of steps: (.*)", out)
     assert order is not None and "G0 G1 G2" in order[1], out
+    assert "gave up after 0.1 s: cancelled_caught=True\nnursery cancelled" in out
     assert "connections accepted: 1, bytes received: 2" in out
     assert "trio-tcp send exited with 0" in out
     check_exercise(out, "echo", "returns after one read")

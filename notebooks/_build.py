@@ -1971,6 +1971,8 @@ NB7: list[Cell] = [
     ),
     code(
         """
+        import shutil
+
         low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
         print(f"ephemeral ports on this machine: {low} to {high}")
 
@@ -1982,6 +1984,11 @@ NB7: list[Cell] = [
             client = await trio_tcp.open_connection("127.0.0.1", port)
             print("client connected from", client.local, "to", client.peer)
             table(port, "after connect, before accept")
+            if shutil.which("ss"):  # the same rows, as the usual tool prints them
+                ss = await trio.run_process(
+                    ["ss", "-tan", f"( sport = :{port} or dport = :{port} )"], capture_stdout=True
+                )
+                print("-- ss -tan says:\\n" + ss.stdout.decode().rstrip())
             server_side = await listeners[0].accept()
             print("accepted: the server's end is", server_side.socket.getsockname(),
                   "talking to", server_side.socket.getpeername())

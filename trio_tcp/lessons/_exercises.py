@@ -275,6 +275,7 @@ async def check_chat_exercise(make_handler: Callable[[], Handler]) -> Verdict:
     async def with_silent_member() -> None:
         handler = _Watched(make_handler())
         heard: dict[str, list[str]] = {"ada": [], "bob": []}
+        wanted = sorted(f"{name}: {word} from {name}" for name in heard for word in ("hi", "bye"))
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
                 functools.partial(serve_memory, handler, lockstep=True, grace_period=0)
@@ -290,27 +291,28 @@ async def check_chat_exercise(make_handler: Callable[[], Handler]) -> Verdict:
                     async for line in clients[name].lines():
                         if b": " in line:
                             heard[name].append(line.decode())
-                            if len(heard[name]) == 2:
+                            if len(heard[name]) == len(wanted):
                                 return
 
                 async with trio.open_nursery() as talk:
                     for name in heard:
                         talk.start_soon(listen, name)
+                    # Two lines each: a speaker whose task is stuck sending the first one to
+                    # the member who never reads cannot pass the second one on.
                     for name, client in clients.items():
-                        await client.send_all(f"hi from {name}\n".encode())
+                        await client.send_all(f"hi from {name}\nbye from {name}\n".encode())
             nursery.cancel_scope.cancel()
         handler.check(
-            "two speakers' tasks sent on one member's connection at once. Give every member "
-            "one writer task that alone sends on its connection."
+            "two speakers' tasks sent at once on the connection of the member who never "
+            "reads. Give every member one writer task that alone sends on its connection."
         )
         if guard.cancelled_caught:
             missing = [name for name, lines in heard.items() if len(lines) < 2]
             raise _Problem(
-                f"{' and '.join(missing)} did not hear both lines within {CASE_TIMEOUT:g} s: "
+                f"{' and '.join(missing)} did not hear all four lines within {CASE_TIMEOUT:g} s: "
                 "a speaker's task is waiting to send to the member who never reads. Broadcast "
                 "into a bounded queue per member (`send_nowait`) instead of `send_all`."
             )
-        wanted = sorted(["ada: hi from ada", "bob: hi from bob"])
         for name, lines in heard.items():
             if sorted(lines) != wanted:
                 raise _Problem(f"{name} heard {lines!r}, wanted {wanted!r}.")

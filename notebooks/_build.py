@@ -2280,6 +2280,9 @@ NB7: list[Cell] = [
         async def both_send_then_read(concurrently: bool) -> str:
             listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
             a, b = await connected_pair(listeners[0])
+            for conn in (a, b):  # fixed buffers: 8 MiB is far more than they hold on any kernel
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
 
             async def peer(conn: trio_tcp.Connection) -> None:
                 if concurrently:

@@ -209,7 +209,10 @@ NB1: list[Cell] = [
         (`trio_bg` is this notebook's Trio: `trio_tcp.notebook` keeps one Trio run in a
         background thread, so a server started in one cell keeps serving while later cells
         run. `await trio_bg.run(fn, ...)` runs `fn` there and brings its result and its
-        prints back to the cell. Outside a notebook, you would write `trio.run(fn)`.)
+        prints back to the cell. Outside a notebook, you would write `trio.run(fn)`.
+        IPython's own `%autoawait trio` runs every cell in a fresh `trio.run` that ends with
+        the cell, so a server started there dies with its cell; `trio_bg` works under it too,
+        but you do not need it.)
 
         **A checkpoint** is a point where a task lets others run. Trio switches tasks only at
         an `await` of one of Trio's own operations (a read, a send, a sleep,

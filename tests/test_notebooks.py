@@ -223,6 +223,43 @@ def test_seven_notebooks_each_ending_with_an_exercise_and_its_check() -> None:
         assert any(re.search(r"lessons\.check_\w+_exercise", source) for source in sources), name
 
 
+SOLUTIONS = {
+    "check_echo_exercise": "solution_echo",
+    "check_line_length_exercise": "solution_line_length",
+    "check_chat_exercise": "solution_chat",
+    "check_polite_exercise": "solution_polite",
+    "check_shout_exercise": "solution_shout",
+    "check_batching_exercise": "solution_batching",
+    "check_byte_count_exercise": "solution_byte_count",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_exercise_check_cell_passes_the_solution_and_flags_the_first_try(name: str) -> None:
+    """The notebook's check cell, run on the notebook's own first try (flagged) and on the
+    reference solution (passes); no kernel needed."""
+    import trio
+
+    import trio_tcp
+    from trio_tcp import lessons
+    from trio_tcp.lessons import solutions
+
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    [(index, found)] = [
+        (i, m)
+        for i, source in enumerate(sources)
+        if (m := re.search(r"lessons\.(check_\w+_exercise), (\w+)\)", source))
+    ]
+    check, learner = getattr(lessons, found[1]), found[2]
+    namespace: dict[str, Any] = {"trio": trio, "trio_tcp": trio_tcp}
+    exec(sources[index - 1], namespace)  # the exercise's first try, as the notebook has it
+    first_try = trio.run(check, namespace[learner])
+    assert not first_try.passed, str(first_try)
+    reference = trio.run(check, getattr(solutions, SOLUTIONS[found[1]]))
+    assert reference.passed, str(reference)
+
+
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_notebook_runs_and_shows_its_story(name: str) -> None:
     """The notebook runs clean from a fresh kernel, draws a figure and prints what it teaches."""

@@ -134,6 +134,23 @@ async def test_taught_handler_serves_concurrent_clients(
     assert server.stats.failed == 0
 
 
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+async def test_taught_handler_takes_a_client_that_leaves_without_a_word(
+    name: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client that connects and leaves (or only half-closes) is no failure of the handler."""
+    make, _ = SWEEPS[name]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_memory, make())
+            await (await server.connect()).aclose()
+            async with await server.connect() as client:
+                await client.send_eof()
+                assert await client.receive_some() == b""
+            await server.aclose()
+    assert server.stats.failed == 0
+
+
 async def test_echo_passes_the_echo_conformance_check() -> None:
     """Ten concurrent clients, every chunking, a vanishing client: the taught echo is right."""
     with trio.fail_after(30):

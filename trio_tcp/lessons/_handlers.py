@@ -94,7 +94,10 @@ async def greeting_then_lines(conn: Connection) -> None:
 
     Cancellation: a cancelled read keeps the received bytes buffered.
     """
-    header = await conn.receive_exactly(4)
+    try:
+        header = await conn.receive_exactly(4)
+    except EndOfStream:
+        return  # the client left without a word: nothing to answer
     greeting = await conn.receive_exactly(int.from_bytes(header, "big"))
     print("greeting:", greeting)
     async for line in conn.lines():
@@ -128,7 +131,10 @@ class NaiveChatRoom:
 
     async def handler(self, conn: Connection) -> None:
         """Join with a name line, then broadcast every line."""
-        name = (await conn.receive_line()).decode(errors="replace")
+        try:
+            name = (await conn.receive_line()).decode(errors="replace")
+        except EndOfStream:
+            return  # left before saying its name
         self.members.add(conn)
         try:
             async for line in conn.lines():
@@ -195,7 +201,10 @@ class ChatRoom:
         room in a ``finally`` that does not await (so it needs no shield), and lines still in
         its queue are dropped.
         """
-        name = (await conn.receive_line()).decode(errors="replace")
+        try:
+            name = (await conn.receive_line()).decode(errors="replace")
+        except EndOfStream:
+            return  # left before saying its name
         queue, outbox = trio.open_memory_channel[bytes](self.queue_size)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer, conn, outbox, nursery.cancel_scope)

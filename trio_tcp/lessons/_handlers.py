@@ -122,7 +122,10 @@ class NaiveChatRoom:
         self.members: set[Connection] = set()
 
     async def broadcast(self, text: bytes) -> None:
-        """Send ``text`` to each member in turn (this is the mistake)."""
+        """Send ``text`` to each member in turn (this is the mistake).
+
+        Cancellation: a cancelled ``send_all`` may leave part of ``text`` sent to a member.
+        """
         for member in list(self.members):
             try:
                 await member.send_all(text)
@@ -130,7 +133,10 @@ class NaiveChatRoom:
                 self.members.discard(member)
 
     async def handler(self, conn: Connection) -> None:
-        """Join with a name line, then broadcast every line."""
+        """Join with a name line, then broadcast every line.
+
+        Cancellation: stops at the read or the send in progress; the member leaves the room.
+        """
         try:
             name = (await conn.receive_line()).decode(errors="replace")
         except EndOfStream:

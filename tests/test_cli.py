@@ -93,6 +93,13 @@ def test_send_to_serve_prints_the_buffer(server: ServeProcess) -> None:
     assert "shutting down" in err
 
 
+def test_one_byte_is_singular(server: ServeProcess) -> None:
+    """`closed (1 byte received)`, not `1 bytes`."""
+    result = run_cli("send", "--port", str(server.port), "--hex", "0c")
+    assert result.returncode == 0, result.stderr
+    assert server.wait_for("closed (").endswith("closed (1 byte received)")
+
+
 def test_send_payload_options(server: ServeProcess) -> None:
     """--hex, --text, --file and stdin each send exactly their bytes."""
     port = str(server.port)

@@ -74,7 +74,7 @@ async def test_lines_mode_prints_each_line_decoded(lines_server: ServeProcess) -
 async def test_echo_lines_echoes_whole_lines_with_their_endings(
     echo_lines_server: ServeProcess,
 ) -> None:
-    """echo-lines answers each complete line once, ending included, never a partial one."""
+    """echo-lines answers each line once, ending included; an unterminated last one as it came."""
     with trio.fail_after(TIMEOUT):
         async with await connect(echo_lines_server) as conn:
             await conn.send_all(b"ab")
@@ -82,9 +82,20 @@ async def test_echo_lines_echoes_whole_lines_with_their_endings(
             assert await conn.receive_line(keep_ends=True) == b"abc\n"
             await conn.send_all(b"f\r\n")
             assert await conn.receive_line(keep_ends=True) == b"def\r\n"
-            await conn.send_all(b"unfinished")
+            await conn.send_all(b"unfinish")
+            await conn.send_all(b"ed")
             await conn.send_eof()
-            assert await conn.receive_some() == b""  # the partial line was not echoed
+            # The one rule: an unterminated last line is never dropped, never given an ending.
+            assert await read_all(conn) == b"unfinished"
+    assert not echo_lines_server.err_lines  # and it is not a warning
+
+
+async def read_all(conn: Connection) -> bytes:
+    """Every byte until the peer closes."""
+    received = b""
+    while chunk := await conn.receive_some():
+        received += chunk
+    return received
 
 
 async def test_over_long_line_closes_only_that_client(echo_lines_server: ServeProcess) -> None:

@@ -632,3 +632,43 @@ async def test_reads_after_aclose_raise_closed_resource_error() -> None:
         for read in all_reads(conn):
             with pytest.raises(trio.ClosedResourceError):
                 await read()
+
+
+# ---------------------------------------------------------------------- an unterminated last line
+
+
+@splits
+async def test_allow_partial_returns_the_unterminated_last_line(split: Split) -> None:
+    """receive_line(allow_partial=True) returns the tail without an ending, then EndOfStream."""
+    conn = conn_over(split(b"one\r\ntwo\nthr\ree"))
+    with trio.fail_after(TIMEOUT):
+        got = [await conn.receive_line(allow_partial=True) for _ in range(3)]
+        with pytest.raises(EndOfStream):
+            await conn.receive_line(allow_partial=True)
+    assert got == [b"one", b"two", b"thr\ree"]  # a lone \r inside the tail is data
+
+
+@splits
+async def test_lines_allow_partial_with_keep_ends_tells_the_tail_apart(split: Split) -> None:
+    """lines(allow_partial=True, keep_ends=True): the last line is the one with no ending."""
+    conn = conn_over(split(b"a\nb\r\ntail"))
+    with trio.fail_after(TIMEOUT):
+        got = [line async for line in conn.lines(allow_partial=True, keep_ends=True)]
+    assert got == [b"a\n", b"b\r\n", b"tail"]
+
+
+@splits
+async def test_allow_partial_changes_nothing_for_terminated_input(split: Split) -> None:
+    """With a final line ending there is no partial line: both settings read the same lines."""
+    data = b"x\n" * 5 + b"last\n"
+    with trio.fail_after(TIMEOUT):
+        strict = [line async for line in conn_over(split(data)).lines()]
+        lenient = [line async for line in conn_over(split(data)).lines(allow_partial=True)]
+    assert strict == lenient == [b"x"] * 5 + [b"last"]
+
+
+async def test_allow_partial_still_enforces_the_line_limit() -> None:
+    """An over-long tail is LineTooLongError, not a partial line."""
+    conn = conn_over([b"0123456789abc"])
+    with trio.fail_after(TIMEOUT), pytest.raises(LineTooLongError):
+        await conn.receive_line(max_length=10, allow_partial=True)

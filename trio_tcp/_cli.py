@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NoReturn, TypeVar
 
 import trio
@@ -34,7 +35,7 @@ from ._cli_options import (
 from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
 from ._exceptions import EndOfStream, IncompleteFrameError, LineTooLongError
-from ._format import format_buffer
+from ._format import INSPECT_MAX_BYTES, format_buffer
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
 from ._workers import run_workers
 from .framing import DEFAULT_MAX_LINE_LENGTH
@@ -110,12 +111,18 @@ def make_mode(
     The line modes read with ``max_line_length``: a peer that sends a longer line gets
     ``LineTooLongError``, which the server logs as one warning line before closing that
     connection (everyone else is still served).
+
+    An unterminated last line follows the library's rule (never lost, never passed off as
+    whole): ``lines`` prints it marked ``(no line ending)``, ``echo-lines`` echoes it back as
+    it came, without adding an ending (``receive_line(allow_partial=True, keep_ends=True)``).
     """
 
     async def next_line(conn: Connection, *, keep_ends: bool) -> bytes | None:
         """The next line, or None at a clean end of stream (for ``shutdown.receive``)."""
         try:
-            return await conn.receive_line(max_length=max_line_length, keep_ends=keep_ends)
+            return await conn.receive_line(
+                max_length=max_line_length, keep_ends=keep_ends, allow_partial=keep_ends
+            )
         except EndOfStream:
             return None
 
@@ -129,11 +136,10 @@ def make_mode(
         except IncompleteFrameError as exc:  # the last line had no ending: show it anyway
             _say(f"{_tag(conn)} {exc.partial.decode('utf-8', 'replace')} (no line ending)")
         finally:
-            _say(f"{_tag(conn)} closed ({conn.bytes_received} bytes received)")
+            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_lines_mode(conn: Connection) -> None:
-        # Whole lines only, with the ending they came with; a partial last line is not
-        # echoed (IncompleteFrameError: the server logs it and closes).
+        # Each line with the ending it came with; a last line without one comes back as is.
         while (
             line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=True))
         ) is not None:
@@ -145,7 +151,7 @@ def make_mode(
             while chunk := await shutdown.receive(conn, conn.receive_some):
                 _say(f"{_tag(conn)} {format_buffer(chunk)}")
         finally:
-            _say(f"{_tag(conn)} closed ({conn.bytes_received} bytes received)")
+            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_mode(conn: Connection) -> None:
         while chunk := await shutdown.receive(conn, conn.receive_some):
@@ -182,13 +188,24 @@ def _port(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    """argparse type: a duration in seconds, ``>= 0``; ``inf`` is accepted."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
+    if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, not {text!r}")
     return value
+
+
+def _timeout(text: str) -> float | None:
+    """argparse type of every timeout option: seconds, where ``0`` and ``inf`` mean no limit.
+
+    One rule for ``--timeout``, ``--reply-idle`` and ``--idle-timeout`` (``None``: no limit),
+    as ``socket.settimeout(None)`` and ``trio.move_on_after(inf)`` spell "wait forever".
+    """
+    value = _seconds(text)
+    return None if value == 0 or math.isinf(value) else value
 
 
 def _hex(text: str) -> bytes:
@@ -220,9 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def where(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
-        sub.add_argument("--port", type=_port, default=DEFAULT_PORT, help="default 3099")
-        sub.add_argument("--unix", metavar="PATH", help="a Unix socket instead of TCP")
+        # default=None so that an explicit --host/--port can be told apart (see _check_where)
+        sub.add_argument("--host", help="default 127.0.0.1 (loopback)")
+        sub.add_argument("--port", type=_port, help=f"default {DEFAULT_PORT}")
+        sub.add_argument(
+            "--unix", metavar="PATH", help="a Unix socket instead of TCP (not with --host/--port)"
+        )
 
     s = commands.add_parser("serve", help="run the tutorial's server (prints every chunk)")
     where(s)
@@ -247,34 +267,68 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"default {DEFAULT_MAX_CONNECTIONS}",
     )
-    s.add_argument("--idle-timeout", type=_seconds, metavar="S", help="close silent peers")
+    s.add_argument(
+        "--idle-timeout",
+        type=_timeout,
+        metavar="S",
+        help="close peers silent for S seconds (default, 0 or inf: never)",
+    )
     s.add_argument(
         "--grace-period",
         type=_seconds,
         default=DEFAULT_GRACE_PERIOD,
         metavar="S",
-        help=f"seconds to finish on SIGINT/SIGTERM (default {DEFAULT_GRACE_PERIOD:g})",
+        help=f"seconds to finish on SIGINT/SIGTERM (default {DEFAULT_GRACE_PERIOD:g}; "
+        "0: cancel at once, inf: wait for every connection)",
     )
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     add_serve_options(s)
 
-    c = commands.add_parser("send", help="the tutorial's sender (default payload: 0c 22)")
+    c = commands.add_parser(
+        "send",
+        help="the tutorial's sender (default payload: 0c 22)",
+        usage="trio-tcp send [-h] [--host HOST] [--port PORT | --unix PATH]\n"
+        "                     [--hex HEX | --text TEXT | --file PATH | - | --lines]\n"
+        "                     [--reply] [--reply-idle S] [--timeout S]\n"
+        "                     [--tls] [--cafile FILE] [--insecure]",
+    )
     where(c)
-    payload = c.add_mutually_exclusive_group()
-    payload.add_argument("--hex", type=_hex, help="bytes as hex, e.g. 0c22")
+    payload = c.add_argument_group("payload (one of; default: the bytes 0c 22)")
+    payload.add_argument("--hex", type=_hex, help="bytes as hex, e.g. 0c22 or '0c 22'")
     payload.add_argument("--text", help="UTF-8 text")
-    payload.add_argument("--file", metavar="PATH", help="the bytes of a file")
-    payload.add_argument("stdin", nargs="?", choices=["-"], help="- reads the bytes from stdin")
+    payload.add_argument("--file", metavar="PATH", help="the bytes of a file (- for stdin)")
+    payload.add_argument(
+        "source", nargs="*", metavar="-", help="- sends stdin as it comes, until its end"
+    )
     payload.add_argument(
         "--lines",
         action="store_true",
         help="send stdin line by line as it is typed (with --reply: print reply lines)",
     )
-    c.add_argument("--reply", action="store_true", help="print what comes back, until EOF")
-    add_send_options(c)
     c.add_argument(
-        "--timeout", type=_seconds, default=10.0, metavar="S", help="give up after S seconds"
+        "--reply",
+        action="store_true",
+        help="print what comes back, read while sending; it ends at the peer's EOF or "
+        "after --reply-idle",
     )
+    c.add_argument(
+        "--reply-idle",
+        type=_timeout,
+        default=DEFAULT_REPLY_IDLE,
+        metavar="S",
+        help=f"with --reply: stop once nothing came back for S seconds after sending "
+        f"(default {DEFAULT_REPLY_IDLE:g}; 0 or inf: wait for the peer's EOF)",
+    )
+    c.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_SEND_TIMEOUT,
+        metavar="S",
+        help=f"give up (exit 1) if connecting, sending and the reply take more than S seconds "
+        f"(default {DEFAULT_SEND_TIMEOUT:g}; 0 or inf: no limit; --lines: time spent waiting "
+        "for stdin is not counted)",
+    )
+    add_send_options(c)
 
     commands.add_parser("demo", help="server and sender in one process: prints <Buffer 0c 22>")
     return parser
@@ -345,7 +399,7 @@ async def _serve_task(
             host=args.host,
             unix_path=args.unix,
             max_connections=args.max_connections,
-            idle_timeout=args.idle_timeout or None,
+            idle_timeout=args.idle_timeout,
             grace_period=args.grace_period,
             task_status=task_status,
             **_checked(serve_options, args),
@@ -369,22 +423,6 @@ def _listen_failure(exc: OSError, args: argparse.Namespace) -> RuntimeFailure:
     return RuntimeFailure(f"cannot listen on {where}: {exc.strerror or exc}")
 
 
-def _payload(args: argparse.Namespace) -> bytes:
-    if args.hex is not None:
-        return bytes(args.hex)
-    if args.text is not None:
-        return str(args.text).encode()
-    if args.file is not None:
-        try:
-            with open(args.file, "rb") as file:
-                return file.read()
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    if args.stdin == "-":
-        return sys.stdin.buffer.read()
-    return TUTORIAL_PAYLOAD
-
-
 def _checked(build: Callable[[argparse.Namespace], T], args: argparse.Namespace) -> T:
     """Run an option builder of ``_cli_options``, turning its errors into exit codes."""
     try:
@@ -393,22 +431,151 @@ def _checked(build: Callable[[argparse.Namespace], T], args: argparse.Namespace)
         raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
 
 
+# ---------------------------------------------------------------------- send
+
+#: ``send --reply``: the reply ends at the peer's EOF, or once nothing has come back for this
+#: many seconds after the payload is sent. A server with TLS cannot see our half-close (TLS 1.3
+#: has no half-close in ``ssl``), so without a quiet period an echo over TLS would wait for
+#: ``--timeout``. 1 s is many round trips on any network a terminal user types over.
+DEFAULT_REPLY_IDLE = 1.0
+
+#: ``send --timeout``: the whole exchange (connect, send, reply) must fit in this many seconds.
+DEFAULT_SEND_TIMEOUT = 10.0
+
+#: Bytes handed to ``send_all`` at a time: progress for the timeout message, at no cost.
+SEND_SLICE = 64 * 1024
+
+#: Bytes read from stdin at a time.
+STDIN_CHUNK = 65536
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _describe(head: bytes, total: int) -> str:
+    """``format_buffer`` of a payload of which only the first bytes were kept."""
+    shown = format_buffer(head[:INSPECT_MAX_BYTES])
+    remaining = total - min(len(head), INSPECT_MAX_BYTES)
+    if remaining > 0:
+        shown = f"{shown[:-1]} ... {_plural(remaining, 'more byte')}>"
+    return shown
+
+
+@dataclass
+class _Exchange:
+    """What ``send`` has done so far: for its lines and for the one-line timeout message."""
+
+    where: str
+    sent: int = 0
+    lines: int = 0
+    to_send: int | None = None
+    head: bytes = b""
+    conn: Connection | None = None
+
+    def timeout_message(self, timeout: float) -> str:
+        if self.conn is None:
+            return f"cannot connect to {self.where}: timed out after {timeout:g} s"
+        of = f" of {self.to_send}" if self.to_send is not None else ""
+        return (
+            f"timed out after {timeout:g} s: sent {self.sent}{of} bytes to {self.where}, "
+            f"received {_plural(self.conn.bytes_received, 'byte')}"
+        )
+
+
+def _send_source(args: argparse.Namespace) -> bytes | None:
+    """The payload of ``send``, or ``None`` when it is streamed from stdin.
+
+    Raises:
+      UsageError: a stray positional argument, or two payloads at once.
+      RuntimeFailure: ``--file`` cannot be read.
+    """
+    extra = [arg for arg in args.source if arg != "-"]
+    if extra:
+        hint = ""
+        if args.hex is not None:
+            hint = f" (several hex bytes go in one argument: --hex '0c 22 {extra[0]}')"
+        elif args.text is not None:
+            hint = " (quote text with spaces: --text 'hello world')"
+        raise UsageError(
+            f"unexpected argument {extra[0]!r}{hint}; the payload is --hex, --text, "
+            "--file, --lines or - (stdin)"
+        )
+    given = [
+        name
+        for name, present in (
+            ("--hex", args.hex is not None),
+            ("--text", args.text is not None),
+            ("--file", args.file is not None),
+            ("--lines", args.lines),
+            ("-", bool(args.source)),
+        )
+        if present
+    ]
+    if len(given) > 1:
+        raise UsageError(f"argument {given[1]}: not allowed with argument {given[0]}")
+    if args.hex is not None:
+        return bytes(args.hex)
+    if args.text is not None:
+        return str(args.text).encode()
+    if args.file is not None and args.file != "-":
+        try:
+            with open(args.file, "rb") as file:
+                return file.read()
+        except IsADirectoryError:
+            raise RuntimeFailure(f"cannot read {args.file}: it is a directory") from None
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot read {args.file}: {_os_reason(exc)}") from None
+    if args.file == "-" or args.source or args.lines:
+        return None
+    return TUTORIAL_PAYLOAD
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return (exc.strerror or str(exc)).lower()
+
+
+def _open_stdin() -> trio.lowlevel.FdStream | None:
+    """Stdin as a Trio stream that Ctrl-C can abandon at any moment.
+
+    ``sys.stdin.buffer.readline`` in a worker thread holds the BufferedReader's lock while it
+    waits; a Ctrl-C then leaves that thread blocked at interpreter shutdown, and CPython
+    aborts ("Fatal Python error: _enter_buffered_busy"). ``FdStream`` reads a duplicate of
+    fd 0 in non-blocking mode from the event loop instead: nothing to abandon. (It restores
+    blocking mode when closed, so the terminal is left as it was found.)
+    """
+    try:
+        return trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    except (OSError, ValueError, AttributeError):  # no stdin at all: an empty one
+        return None
+
+
+async def _read_stdin(stdin: trio.lowlevel.FdStream | None) -> bytes:
+    if stdin is None:
+        return b""
+    try:
+        return await stdin.receive_some(STDIN_CHUNK)
+    except trio.BrokenResourceError as exc:
+        raise RuntimeFailure(f"cannot read stdin: {exc.__cause__ or exc}") from None
+
+
 async def _connect(args: argparse.Namespace) -> Connection:
+    """Connect as ``send`` asks; the caller's cancel scope bounds the time it takes."""
     if args.port == 0 and not args.unix:
         raise UsageError("argument --port: cannot send to port 0")
     where = _target(args)
     try:
         if args.unix:
-            return await open_unix_connection(args.unix, connect_timeout=args.timeout)
+            return await open_unix_connection(args.unix)
         context = _checked(client_ssl_context, args)
-        return await open_connection(
-            args.host, args.port, connect_timeout=args.timeout, ssl_context=context
-        )
+        return await open_connection(args.host, args.port, ssl_context=context)
     except trio.BrokenResourceError as exc:  # the TLS handshake failed
         reason = getattr(exc.__cause__, "reason", None) or exc.__cause__ or "connection closed"
         raise RuntimeFailure(f"cannot connect to {where}: TLS handshake failed: {reason}") from None
-    except TimeoutError:
-        raise RuntimeFailure(f"cannot connect to {where}: timed out") from None
     except socket.gaierror:
         raise RuntimeFailure(f"cannot resolve host {args.host!r}") from None
     except ConnectionRefusedError:
@@ -431,70 +598,141 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _send_lines(conn: Connection, args: argparse.Namespace) -> None:
-    """``send --lines``: stdin line by line; with ``--reply`` reply lines print as they come.
+class _Replies:
+    """The receiving half of ``send --reply``: prints what comes back, concurrently.
 
-    Stdin is read in a worker thread (abandoned on cancellation), so an interactive terminal
-    works. At the end of stdin we half-close and, with ``--reply``, wait up to ``--timeout``
-    for the server's last replies.
+    It runs beside the sender (Trio's tutorial: a sender task and a receiver task), so a
+    peer that echoes can never fill both socket buffers and deadlock us. It ends at the
+    peer's EOF, or once the peer has been quiet for ``idle`` seconds after sending ended.
     """
-    where = _target(args)
-    replies_done = trio.Event()
-    sent_lines = sent_bytes = 0
 
-    async def print_replies() -> None:
+    def __init__(self, conn: Connection, where: str, idle: float | None) -> None:
+        self.conn = conn
+        self.where = where
+        self.idle = idle
+        self.quiet = trio.CancelScope()
+        self._sending_done = False
+
+    def sending_done(self) -> None:
+        self._sending_done = True
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.idle is not None and self._sending_done:
+            self.quiet.deadline = trio.current_time() + self.idle
+
+    async def run(self, *, lines: bool) -> None:
+        where = self.where
+        with self.quiet:
+            try:
+                if lines:
+                    await self._lines()
+                else:
+                    async for chunk in self.conn:
+                        self._rearm()
+                        _say(f"reply {format_buffer(chunk)}")
+            except LineTooLongError as exc:
+                raise RuntimeFailure(f"reply from {where}: {exc}") from None
+            except trio.BrokenResourceError as exc:
+                raise RuntimeFailure(f"connection to {where} broke: {exc}") from None
+
+    async def _lines(self) -> None:
+        conn = self.conn
         try:
             async for reply in conn.lines():
+                self._rearm()
                 _say(f"reply {reply.decode('utf-8', 'replace')}")
         except IncompleteFrameError as exc:
             _say(f"reply {exc.partial.decode('utf-8', 'replace')} (no line ending)")
-        except LineTooLongError as exc:
-            raise RuntimeFailure(f"reply from {where}: {exc}") from None
-        except trio.BrokenResourceError as exc:
-            raise RuntimeFailure(f"connection to {where} broke: {exc}") from None
-        finally:
-            replies_done.set()
 
-    async with trio.open_nursery() as nursery:
-        if args.reply:
-            nursery.start_soon(print_replies)
-        read_line = sys.stdin.buffer.readline
-        try:
-            while line := await trio.to_thread.run_sync(read_line, abandon_on_cancel=True):
-                if not line.endswith(b"\n"):
-                    line += b"\n"
-                await conn.send_all(line)
-                sent_lines += 1
-                sent_bytes += len(line)
-            if not args.tls:  # TLS cannot half-close: the server ends the conversation
-                await conn.send_eof()
-        except trio.BrokenResourceError as exc:
-            raise RuntimeFailure(f"connection to {where} broke: {exc}") from None
-        if args.reply:
-            with trio.move_on_after(args.timeout):
-                await replies_done.wait()
-        nursery.cancel_scope.cancel()
-    _say(f"sent {sent_lines} lines ({sent_bytes} bytes) to {where}")
+
+async def _send_stream(
+    conn: Connection,
+    exchange: _Exchange,
+    payload: bytes | None,
+    *,
+    lines: bool,
+    clock: Callable[[bool], None],
+) -> None:
+    """Send ``payload``, or stdin as it comes (``--lines``: a last line gets its ending).
+
+    ``clock(True)`` is called before each send and ``clock(False)`` before each stdin read,
+    so that ``--lines`` can leave a person's typing untimed.
+    """
+    if payload is not None:
+        exchange.to_send = len(payload)
+        exchange.head = payload[:INSPECT_MAX_BYTES]
+        with memoryview(payload) as view:
+            # In slices, so that a timeout can say how far it got.
+            for start in range(0, len(view), SEND_SLICE):
+                with view[start : start + SEND_SLICE] as piece:
+                    await conn.send_all(piece)
+                    exchange.sent += len(piece)
+        return
+    stdin = _open_stdin()
+    try:
+        last = b"\n"
+        clock(False)
+        while chunk := await _read_stdin(stdin):
+            if len(exchange.head) < INSPECT_MAX_BYTES:
+                exchange.head += chunk[: INSPECT_MAX_BYTES - len(exchange.head)]
+            last = chunk[-1:]
+            clock(True)
+            await conn.send_all(chunk)
+            clock(False)
+            exchange.sent += len(chunk)
+            exchange.lines += chunk.count(b"\n")
+        clock(True)
+        if lines and last != b"\n":
+            await conn.send_all(b"\n")
+            exchange.sent += 1
+            exchange.lines += 1
+    finally:
+        if stdin is not None:
+            await stdin.aclose()
 
 
 async def _send_command(args: argparse.Namespace) -> None:
-    if args.lines:
+    payload = _send_source(args)
+    exchange = _Exchange(_target(args))
+    timeout: float | None = args.timeout
+    with trio.move_on_after(float("inf") if timeout is None else timeout) as scope:
+        paused_with = 0.0  # seconds left on the clock while --lines waits for stdin
+
+        def clock(timed: bool) -> None:
+            # --lines is typed by a person: the time spent waiting for stdin is not counted.
+            nonlocal paused_with
+            if not args.lines or timeout is None:
+                return
+            now = trio.current_time()
+            if timed and math.isinf(scope.deadline):
+                scope.deadline = now + paused_with
+            elif not timed and not math.isinf(scope.deadline):
+                paused_with = scope.deadline - now
+                scope.deadline = float("inf")
+
         async with await _connect(args) as conn:
-            await _send_lines(conn, args)
-        return
-    payload = _payload(args)
-    async with await _connect(args) as conn:
-        try:
-            await conn.send_all(payload)
-            _say(f"sent {format_buffer(payload)} to {_target(args)}")
-            if args.reply:
-                if not args.tls:  # TLS cannot half-close: read until the server closes
-                    await conn.send_eof()
-                with trio.move_on_after(args.timeout):
-                    async for chunk in conn:
-                        _say(f"reply {format_buffer(chunk)}")
-        except trio.BrokenResourceError as exc:
-            raise RuntimeFailure(f"connection to {_target(args)} broke: {exc}") from None
+            exchange.conn = conn
+            replies = _Replies(conn, exchange.where, args.reply_idle)
+            try:
+                async with trio.open_nursery() as nursery:
+                    if args.reply:
+                        nursery.start_soon(partial(replies.run, lines=args.lines))
+                    await _send_stream(conn, exchange, payload, lines=args.lines, clock=clock)
+                    if not args.lines:  # at once: replies print concurrently from here on
+                        _say(f"sent {_describe(exchange.head, exchange.sent)} to {exchange.where}")
+                    if not args.tls:  # TLS cannot half-close: the server ends the conversation
+                        await conn.send_eof()
+                    replies.sending_done()
+                if args.lines:  # a summary, after the replies
+                    _say(
+                        f"sent {_plural(exchange.lines, 'line')} ({exchange.sent} bytes) "
+                        f"to {exchange.where}"
+                    )
+            except trio.BrokenResourceError as exc:
+                raise RuntimeFailure(f"connection to {exchange.where} broke: {exc}") from None
+    if scope.cancelled_caught:
+        raise RuntimeFailure(exchange.timeout_message(timeout or 0.0))
 
 
 async def _demo_command(args: argparse.Namespace) -> None:
@@ -539,11 +777,26 @@ def _user_facing_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException
     return None
 
 
+def _check_where(args: argparse.Namespace) -> None:
+    """``--unix`` and ``--host``/``--port`` name different places: refuse both at once."""
+    if not hasattr(args, "unix"):
+        return
+    if args.unix is not None:
+        for flag in ("host", "port"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"argument --{flag}: not allowed with argument --unix")
+    if args.host is None:
+        args.host = "127.0.0.1"
+    if args.port is None:
+        args.port = DEFAULT_PORT
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (``main`` exits with it)."""
     prog = "trio-tcp"
     try:
         args = build_parser().parse_args(argv)
+        _check_where(args)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for `serve --workers`
         _configure_logging(getattr(args, "verbose", 0))
         try:

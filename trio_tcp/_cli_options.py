@@ -92,19 +92,82 @@ def add_send_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _read_pem(path: str, flag: str) -> bytes:
+    """The bytes of a PEM file, or an OptionError naming the file and what is wrong."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        problem = "no such file"
+    except IsADirectoryError:
+        problem = "it is a directory"
+    except PermissionError:
+        problem = "permission denied"
+    except OSError as exc:
+        problem = (exc.strerror or str(exc)).lower()
+    raise OptionError(f"{flag} {path}: cannot read it: {problem}", usage=False)
+
+
+def _no_password() -> str:
+    raise OptionError("encrypted", usage=False)
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: str, key: str | None) -> None:
+    """``context.load_cert_chain(cert, key)``, with errors that name the file and the problem.
+
+    OpenSSL says ``[SSL] PEM lib`` for a missing key, a file that is not PEM and a key file
+    that holds no key alike, so the files are looked at first.
+
+    Raises:
+      OptionError: a file is missing, unreadable, not PEM, holds no key, an encrypted key, or
+        a key that does not match the certificate (``usage=False``: exit 1).
+    """
+    cert_pem = _read_pem(cert, "--tls-cert")
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        holds_key = b"PRIVATE KEY-----" in cert_pem
+        detail = "it holds a private key but no certificate" if holds_key else "not PEM"
+        raise OptionError(
+            f"--tls-cert {cert}: {detail} (expected -----BEGIN CERTIFICATE-----)", usage=False
+        )
+    key_pem = cert_pem if key is None else _read_pem(key, "--tls-key")
+    if b"PRIVATE KEY-----" not in key_pem:
+        if key is None:
+            raise OptionError(
+                f"--tls-cert {cert}: no private key in it; give the key with --tls-key FILE",
+                usage=False,
+            )
+        raise OptionError(
+            f"--tls-key {key}: not a PEM private key (expected -----BEGIN PRIVATE KEY-----)",
+            usage=False,
+        )
+    key_name = f"--tls-key {key}" if key is not None else f"the key in {cert}"
+    try:
+        context.load_cert_chain(cert, key, password=_no_password)
+    except OptionError:  # the key asked for a password: there is no one to type it
+        raise OptionError(
+            f"{key_name}: the key is encrypted; decrypt it first (openssl pkey -in KEY -out NEW)",
+            usage=False,
+        ) from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise OptionError(
+                f"{key_name} does not match the certificate in {cert}", usage=False
+            ) from None
+        raise OptionError(
+            f"cannot load --tls-cert {cert}"
+            + (f" and --tls-key {key}" if key is not None else "")
+            + f": {exc.reason or exc}",
+            usage=False,
+        ) from None
+
+
 def _server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if args.tls_cert is None:
         if args.tls_key is not None:
             raise OptionError("argument --tls-key: needs --tls-cert", usage=True)
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    except FileNotFoundError as exc:
-        raise OptionError(f"cannot read {exc.filename}: no such file", usage=False) from None
-    except (ssl.SSLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise OptionError(f"cannot load the TLS certificate/key: {reason}", usage=False) from None
+    _load_cert_chain(context, args.tls_cert, args.tls_key)
     return context
 
 
@@ -191,12 +254,19 @@ def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
     if args.cafile is not None and args.insecure:
         raise OptionError("--cafile and --insecure cannot be used together", usage=True)
+    if args.cafile is not None:
+        pem = _read_pem(args.cafile, "--cafile")
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise OptionError(
+                f"--cafile {args.cafile}: no PEM certificate in it "
+                "(expected -----BEGIN CERTIFICATE-----)",
+                usage=False,
+            )
     try:
         context = ssl.create_default_context(cafile=args.cafile)
-    except FileNotFoundError:
-        raise OptionError(f"cannot read {args.cafile}: no such file", usage=False) from None
     except (ssl.SSLError, OSError) as exc:
-        raise OptionError(f"cannot load CA file {args.cafile}: {exc}", usage=False) from None
+        reason = getattr(exc, "reason", None) or exc
+        raise OptionError(f"cannot load --cafile {args.cafile}: {reason}", usage=False) from None
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

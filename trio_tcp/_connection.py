@@ -44,7 +44,7 @@ from typing import Final, TypeAlias, TypeVar
 import trio
 
 from ._exceptions import EndOfStream, IncompleteFrameError
-from .framing import DEFAULT_MAX_LINE_LENGTH, Framer, LineFramer, ReceiveBuffer
+from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection"]
 
@@ -561,6 +561,7 @@ class Connection(trio.abc.HalfCloseableStream):
         max_length: int = DEFAULT_MAX_LINE_LENGTH,
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
+        allow_partial: bool = False,
     ) -> bytes:
         """Return the next line, without its line ending unless ``keep_ends``.
 
@@ -574,13 +575,18 @@ class Connection(trio.abc.HalfCloseableStream):
           max_length: the longest line accepted, not counting its ending (the delimiter and,
             for ``b"\\n"``, a ``\\r`` before it); default 64 KiB, the limit of asyncio's
             ``StreamReader`` (Node has none; Twisted's LineReceiver uses 16 KiB).
+          allow_partial: at the end of the stream, return a last line that has no ending
+            (as asyncio's ``readline()`` does) instead of raising ``IncompleteFrameError``.
+            Either way the bytes are never lost, and never passed off as a whole line: with
+            ``keep_ends=True`` a returned partial line is the one without an ending.
 
         Raises:
           LineTooLongError: the line is longer than ``max_length``, or more than that many
             bytes arrived without a line ending. The bytes stay in the buffer
             (``receive_some`` can still read them); the usual response is to close.
           EndOfStream: the stream ended cleanly between lines.
-          IncompleteFrameError: the stream ended inside a line; ``.partial`` holds it.
+          IncompleteFrameError: the stream ended inside a line; ``.partial`` holds it (not
+            with ``allow_partial``, which returns it).
           ValueError: ``delimiter`` is empty or ``max_length`` is negative.
 
         Cancellation: the bytes received so far stay buffered for the next read.
@@ -603,7 +609,12 @@ class Connection(trio.abc.HalfCloseableStream):
             if not await self._fill(buffer):
                 if not buffer:
                     raise EndOfStream("the peer closed the stream")
-                framer.check_eof(buffer)  # raises IncompleteFrameError with the partial line
+                try:
+                    framer.check_eof(buffer)  # raises IncompleteFrameError with the partial line
+                except IncompleteFrameError as exc:
+                    if allow_partial:
+                        return exc.partial
+                    raise
             line = framer.parse(buffer)
         return line
 
@@ -613,13 +624,15 @@ class Connection(trio.abc.HalfCloseableStream):
         max_length: int = DEFAULT_MAX_LINE_LENGTH,
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
+        allow_partial: bool = False,
     ) -> AsyncIterator[bytes]:
         """``async for line in conn.lines():`` every line until a clean end of stream.
 
         Takes the options of :meth:`receive_line`. A stream that ends inside a line raises
-        ``IncompleteFrameError``; an over-long line raises ``LineTooLongError``.
+        ``IncompleteFrameError`` (``.partial`` holds it), or with ``allow_partial`` yields it
+        as the last line; an over-long line raises ``LineTooLongError``.
         """
-        return _LineIterator(self, max_length, delimiter, keep_ends)
+        return _LineIterator(self, max_length, delimiter, keep_ends, allow_partial)
 
     async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
         """Return the next frame that ``framer`` parses out of this connection's bytes.
@@ -653,7 +666,7 @@ class Connection(trio.abc.HalfCloseableStream):
         """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
         return _FrameIterator(self, framer)
 
-    async def send_frame(self, framer: Framer[FrameT], frame: FrameT) -> None:
+    async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
 
         Raises:
@@ -685,10 +698,18 @@ class Connection(trio.abc.HalfCloseableStream):
 
 
 class _LineIterator(AsyncIterator[bytes]):
-    __slots__ = ("_conn", "_delimiter", "_framer", "_keep_ends", "_max_length")
+    __slots__ = ("_allow_partial", "_conn", "_delimiter", "_framer", "_keep_ends", "_max_length")
 
-    def __init__(self, conn: Connection, max_length: int, delimiter: bytes, keep_ends: bool):
+    def __init__(
+        self,
+        conn: Connection,
+        max_length: int,
+        delimiter: bytes,
+        keep_ends: bool,
+        allow_partial: bool = False,
+    ):
         self._conn = conn
+        self._allow_partial = allow_partial
         self._max_length = max_length
         self._delimiter = delimiter
         self._keep_ends = keep_ends
@@ -712,7 +733,10 @@ class _LineIterator(AsyncIterator[bytes]):
                 return line
         try:
             return await self._conn.receive_line(
-                max_length=self._max_length, delimiter=self._delimiter, keep_ends=self._keep_ends
+                max_length=self._max_length,
+                delimiter=self._delimiter,
+                keep_ends=self._keep_ends,
+                allow_partial=self._allow_partial,
             )
         except EndOfStream:
             raise StopAsyncIteration from None

@@ -21,6 +21,7 @@ last worker is gone the parent exits 1, so that supervisor restarts the whole gr
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import socket
 import subprocess
@@ -56,8 +57,10 @@ def _reserve_port(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        reason = exc.strerror or exc
-        raise OptionError(f"cannot reserve {host}:{port}: {reason}", usage=False) from None
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # The same words as a single server's `cannot listen on ...: address already in use`.
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise OptionError(f"cannot listen on {where}: {reason}", usage=False) from None
     return sock
 
 

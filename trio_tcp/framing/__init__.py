@@ -30,7 +30,7 @@ from .._exceptions import (
     ProxyProtocolError,
     RemoteProtocolError,
 )
-from ._base import Framer, FrameT
+from ._base import FrameEncoder, Framer, FrameT
 from ._buffer import ReceiveBuffer
 from ._length import DEFAULT_MAX_FRAME_SIZE, LengthPrefixFramer
 from ._lines import DEFAULT_MAX_LINE_LENGTH, LineFramer
@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
     "MAX_PROXY_HEADER_SIZE",
+    "FrameEncoder",
     "FrameT",
     "FrameTooLargeError",
     "Framer",

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ._buffer import ReceiveBuffer
 
-__all__ = ["FrameT", "Framer"]
+__all__ = ["FrameEncoder", "FrameT", "Framer"]
 
 FrameT = TypeVar("FrameT")
 
+# Covariant, so that a ``Framer[bytes]`` is a ``Framer[object]``: without it, mypy solves
+# ``print(await conn.receive_frame(LengthPrefixFramer(2)))`` against print's ``object`` and
+# rejects the framer. ``encode`` takes the frame type (a contravariant position); that is
+# sound in practice because every framer checks its argument's type at run time and raises
+# ``LocalProtocolError`` (the same trade-off as ``Sequence.__contains__`` taking ``object``).
+FrameT_co = TypeVar("FrameT_co", covariant=True)
 
-class Framer(ABC, Generic[FrameT]):
+
+FrameT_contra = TypeVar("FrameT_contra", contravariant=True)
+
+
+class FrameEncoder(Protocol[FrameT_contra]):
+    """What ``Connection.send_frame`` needs: ``encode``, typed by what it accepts.
+
+    Contravariant where :class:`Framer` is covariant, so ``send_frame(LengthPrefixFramer(),
+    "text")`` is still a type error (the frame must be something the framer encodes).
+    """
+
+    def encode(self, frame: FrameT_contra, /) -> bytes:
+        """Return the bytes that carry ``frame`` on the wire."""
+        ...
+
+
+class Framer(ABC, Generic[FrameT_co]):
     """Splits a byte stream into frames of type ``FrameT`` and encodes frames back to bytes.
 
     A framer can be driven two ways:
@@ -34,7 +56,7 @@ class Framer(ABC, Generic[FrameT]):
         self._error: RemoteProtocolError | None = None
 
     @abstractmethod
-    def parse(self, buffer: ReceiveBuffer) -> FrameT | None:
+    def parse(self, buffer: ReceiveBuffer) -> FrameT_co | None:
         """Remove one complete frame from the front of ``buffer`` and return it.
 
         Returns ``None``, leaving every byte in ``buffer``, if the frame is not complete yet.
@@ -60,7 +82,7 @@ class Framer(ABC, Generic[FrameT]):
         """
 
     @abstractmethod
-    def encode(self, frame: FrameT) -> bytes:
+    def encode(self, frame: FrameT_co) -> bytes:  # type: ignore[misc]  # see FrameT_co
         """Return the bytes that carry ``frame`` on the wire.
 
         Raises:
@@ -72,7 +94,7 @@ class Framer(ABC, Generic[FrameT]):
         """The buffer :meth:`feed` uses: the bytes received that are not yet a whole frame."""
         return self._buffer
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[FrameT]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[FrameT_co]:
         """Add received bytes and return every frame now complete, in order.
 
         ``b""`` means end of stream: it returns the last frames, if any, and checks that no
@@ -93,7 +115,7 @@ class Framer(ABC, Generic[FrameT]):
         if not data:
             self._eof = True
         self._buffer.feed(data)
-        frames: list[FrameT] = []
+        frames: list[FrameT_co] = []
         try:
             while (frame := self.parse(self._buffer)) is not None:
                 frames.append(frame)

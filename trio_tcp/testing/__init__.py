@@ -12,12 +12,16 @@
   leaks, unclosed streams, lost or duplicated data and a server that stopped serving.
 * :func:`check_echo_handler`: a conformance check for echo handlers.
 * A pytest plugin (installed with trio_tcp): ``tcp_server``, ``memory_server`` and
-  ``transport_server`` fixtures; see :mod:`trio_tcp.testing._plugin`.
+  ``transport_server`` fixtures; see :mod:`trio_tcp.testing._plugin`. Their type,
+  :class:`ServerFactory`, is exported here for annotations (``transport_server:
+  ServerFactory``); it is imported on first use, since it needs pytest.
 
 Every check raises :class:`CheckFailedError` (an ``AssertionError``) when it finds a bug.
 """
 
 from __future__ import annotations
+
+import typing as _typing
 
 from .._exceptions import CheckFailedError
 from ._checks import check_echo_handler
@@ -39,6 +43,20 @@ from ._faults import (
 from ._memory import MemoryListener, lockstep_connection_pair, memory_connection_pair, serve_memory
 from ._sweep import ClientScript, SweepPoint, SweepReport, cancellation_sweep
 
+if _typing.TYPE_CHECKING:
+    from ._plugin import ServerFactory
+
+
+def __getattr__(name: str) -> object:
+    # ServerFactory lives with the fixtures, which import pytest: load it only when asked for,
+    # so that `import trio_tcp.testing` keeps working where pytest is not installed.
+    if name == "ServerFactory":
+        from ._plugin import ServerFactory
+
+        return ServerFactory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CheckFailedError",
     "ClientScript",
@@ -48,6 +66,7 @@ __all__ = [
     "MemoryListener",
     "RechunkStream",
     "ResetStream",
+    "ServerFactory",
     "StallStream",
     "SweepPoint",
     "SweepReport",

@@ -123,6 +123,9 @@ NB1: list[Cell] = [
         trio.run(main)
         '''
 
+        if "server_process" in globals():  # this cell run again: stop the previous server
+            server_process.kill()
+            server_process.communicate()
         folder = pathlib.Path(tempfile.mkdtemp())
         (folder / "server.py").write_text(SERVER_SCRIPT)
         server_process = subprocess.Popen(
@@ -1814,6 +1817,8 @@ NB6: list[Cell] = [
         listeners = await trio_bg.start(
             functools.partial(trio.serve_tcp, trio_echo, 0, host="127.0.0.1"), name="trio"
         )
+        if "aio_server" in globals():  # this cell run again: close the previous one
+            aio_server.close()
         aio_server = await asyncio.start_server(asyncio_echo, "127.0.0.1", 0)
         PORTS = {
             "trio_tcp": server.port,

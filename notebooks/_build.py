@@ -1229,12 +1229,6 @@ NB4: list[Cell] = [
                 raise
             finally:
                 lifetimes[role] = (opened, trio.current_time(), how)
-
-
-        graceful = await trio_bg.start(
-            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE),
-            name="graceful",
-        )
         """
     ),
     code(
@@ -1265,6 +1259,11 @@ NB4: list[Cell] = [
             return {"t0": t0, "close": t0 + 0.3}
 
 
+        lifetimes.clear()
+        graceful = await trio_bg.start(  # a fresh server each time this cell runs
+            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE),
+            name="graceful",
+        )
         story = await trio_bg.run(shutdown_story, graceful)
         """
     ),

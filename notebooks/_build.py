@@ -1690,8 +1690,8 @@ NB6: list[Cell] = [
 
         For each workload: the server's median over the runs and its range (lowest to
         highest), then its ratio to plain Trio in the same run (median and range; above 1 is
-        faster, except for memory, where above 1 is more), and the CPU time the server used
-        per operation.
+        better than plain Trio: faster, or for idle memory, less memory per connection), and
+        the CPU time the server used per operation.
         """
     ),
     code(
@@ -1716,8 +1716,9 @@ NB6: list[Cell] = [
         ## As a picture
 
         One panel per workload: each server's ratio to plain Trio (the dot is the median, the
-        bar the range over the runs). The grey line is plain Trio itself. A range that
-        crosses the line means the difference is within the noise of this machine.
+        bar the range over the runs; to the right is better). The grey line is plain Trio
+        itself. A range that crosses the line means the difference is within the noise of
+        the machine the figures were taken on.
         """
     ),
     code(
@@ -1740,15 +1741,13 @@ NB6: list[Cell] = [
                                 xerr=[[median - row["ratio_trio_min"]],
                                       [row["ratio_trio_max"] - median]], capsize=3)
                 ax.axvline(1.0, color="grey", lw=1)
-                lower_is_better = mine and next(iter(mine.values()))["unit"] == "KiB/conn"
-                ax.set_title(workload + (" (lower is better)" if lower_is_better else ""),
-                             fontsize=9)
+                ax.set_title(workload, fontsize=9)
                 ax.set_yticks(range(len(servers)), servers, fontsize=8)
                 ax.tick_params(axis="x", labelsize=8)
             axes[0][0].invert_yaxis()  # the first server on top (the y axis is shared)
             for ax in list(axes.flat)[len(workloads):]:
                 ax.axis("off")
-            fig.supxlabel("ratio to plain Trio, same run", fontsize=9)
+            fig.supxlabel("ratio to plain Trio in the same run (above 1: better)", fontsize=9)
             fig.tight_layout()
             plt.show()
         """

@@ -52,7 +52,7 @@ async def connect(proc: ServeProcess) -> Connection:
 
 
 async def test_lines_mode_prints_each_line_decoded(lines_server: ServeProcess) -> None:
-    """Lines split across writes print whole, decoded as UTF-8 with replacement."""
+    """Lines split across writes print whole, decoded as UTF-8; invalid bytes escaped."""
     with trio.fail_after(TIMEOUT):
         async with await connect(lines_server) as conn:
             for piece in [b"hel", b"lo\r\nw\xc3", b"\xb6rld\n\xff bad\n", b"tail"]:
@@ -65,7 +65,7 @@ async def test_lines_mode_prints_each_line_decoded(lines_server: ServeProcess) -
     assert printed[1:] == [
         f"{tag} hello",
         f"{tag} wörld",
-        f"{tag} \ufffd bad",
+        f"{tag} \\xff bad",
         f"{tag} tail (no line ending)",
         f"{tag} closed (24 bytes received)",
     ]

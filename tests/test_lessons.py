@@ -359,7 +359,7 @@ async def test_polite_check_flags_a_handler_that_outlives_its_client(
         async with trio.open_nursery() as nursery:
 
             async def stop_at_shutdown() -> None:
-                await lessons._handlers._wait_closing(conn)
+                await conn.wait_closing()
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(stop_at_shutdown)
@@ -416,3 +416,20 @@ async def test_kernel_sockets_sees_a_real_connection() -> None:
         assert set(rows) == {("LISTEN", port), ("ESTABLISHED", port), ("ESTABLISHED", client_port)}
         for resource in [client, server_side, *listeners]:
             await resource.aclose()
+
+
+async def test_a_check_keeps_its_servers_quiet_and_no_one_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The servers a check runs log nothing into the learner's notebook (the verdict says it
+    in one line); a server outside the check still logs its cut connections."""
+    with trio.fail_after(30):
+        verdict = await lessons.check_chat_exercise(solutions.first_try_chat)
+        assert not verdict.passed
+        assert [r for r in caplog.records if r.name.startswith("trio_tcp")] == []
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_memory, lessons.echo)
+            client = await server.connect()
+            nursery.cancel_scope.cancel()
+        await client.aclose()
+    assert any("cut 1 connection" in r.getMessage() for r in caplog.records)

@@ -15,6 +15,7 @@ EXPECTED = {
     "tls": ["b'SECRET'"],
     "proxy": ["b'hello 203.0.113.9:51000'"],
     "admission": ["b''", "1"],
+    "shutdown": ["b'one'", "b'bye'", "b''", "0"],
 }
 
 
@@ -35,7 +36,8 @@ def test_readme_example_prints_what_its_comments_say(name: str, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == EXPECTED[name]
     if name == "admission":  # the refusal's one warning (logging's last-resort handler)
-        assert result.stderr.startswith("refusing connections (max_connections_per_peer=1")
+        assert result.stderr.startswith("connection from 127.0.0.1:")
+        assert "refused: max_connections_per_peer=1 reached" in result.stderr
         assert result.stderr.count("\n") == 1
     else:
         assert result.stderr == ""

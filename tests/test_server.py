@@ -18,6 +18,7 @@ import trio.testing
 
 import trio_tcp
 from trio_tcp import Connection, Server
+from trio_tcp._server import LINGER_TIMEOUT
 
 GUARD = 20  # seconds: a hang becomes a failure, not a stuck CI
 
@@ -180,9 +181,13 @@ async def test_graceful_shutdown_cancels_stragglers_at_the_deadline(
                 assert server.stats.active == 1
                 await server.aclose()
                 assert cancelled.is_set()
-                assert trio.current_time() - start == pytest.approx(2.0, abs=0.1)
+                # The grace period, then the lingering close waits for this peer's EOF,
+                # which it never sends: bounded by LINGER_TIMEOUT.
+                took = trio.current_time() - start
+                assert took == pytest.approx(2.0 + LINGER_TIMEOUT, abs=0.1)
                 assert await conn.receive_some() == b""
                 assert server.stats.active == 0
+                assert server.stats.cut == 1
 
 
 async def test_serve_returns_after_aclose() -> None:
@@ -201,11 +206,13 @@ async def test_serve_returns_after_aclose() -> None:
             assert returned.is_set()
 
 
-async def test_closing_event_is_shared_with_connections() -> None:
-    """conn.closing is set when graceful shutdown begins, so handlers can finish early."""
+async def test_closing_is_shared_with_connections() -> None:
+    """conn.is_closing turns True and wait_closing() returns when graceful shutdown begins."""
 
     async def polite(conn: Connection) -> None:
-        await conn.closing.wait()
+        assert not conn.is_closing
+        await conn.wait_closing()
+        assert conn.is_closing
         await conn.send_all(b"bye")
 
     with trio.fail_after(GUARD):
@@ -367,7 +374,7 @@ class FlakyListener(trio.abc.Listener[trio.abc.Stream]):
 async def test_accept_emfile_backs_off_and_retries(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """EMFILE from accept() is logged and retried with back-off; serving resumes."""
+    """EMFILE from accept() is logged (once, then a count) and retried; serving resumes."""
     listener = FlakyListener(failures=3)
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
@@ -378,8 +385,13 @@ async def test_accept_emfile_backs_off_and_retries(
             await conn.aclose()
             await server.aclose()
     assert listener.closed
-    emfile = [r for r in caplog.records if "EMFILE" in r.getMessage()]
-    assert len(emfile) == 3
+    emfile = [r.getMessage() for r in caplog.records if "EMFILE" in r.getMessage()]
+    assert emfile[0].startswith("accept() failed with EMFILE")
+    [summary] = emfile[1:]  # the other two failures: one summary line, at the latest at close
+    assert summary.startswith("accept() failed: 2 more in the last ")
+    assert summary.endswith(
+        " s (last: accept() failed with EMFILE (Too many open files); retrying in 0.04 s)"
+    )
 
 
 async def test_unix_socket_serves_and_removes_its_file(tmp_path: Path) -> None:
@@ -556,10 +568,10 @@ async def test_crash_isolated_on_every_transport(transport_server: Any) -> None:
 
 
 async def test_graceful_shutdown_on_every_transport(transport_server: Any) -> None:
-    """close() lets a handler that watches conn.closing say goodbye, on every transport."""
+    """close() lets a handler waiting in conn.wait_closing() say goodbye, on every transport."""
 
     async def polite(conn: Connection) -> None:
-        await conn.closing.wait()
+        await conn.wait_closing()
         await conn.send_all(b"bye")
 
     server = await transport_server(polite)
@@ -668,3 +680,176 @@ async def test_a_reset_peer_cannot_pass_as_a_trusted_proxy() -> None:
                 await trio.sleep(0.01)
             assert seen == []
             await server.aclose()
+
+
+# ---------------------------------------------------------------------- shutdown semantics
+
+
+async def bye_after_lines(conn: Connection) -> None:
+    async for line in conn.lines(until_closing=True):
+        await conn.send_all(line + b"\n")
+    if conn.is_closing:
+        await conn.send_all(b"bye\n")
+
+
+async def test_until_closing_wakes_an_idle_line_reader_at_close(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A quiet peer between lines: the iterator stops at close(), not at the deadline."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, bye_after_lines, 0, grace_period=30)
+            )
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await conn.send_all(b"one\n")
+                assert await conn.receive_line() == b"one"
+                start = trio.current_time()
+                server.close()
+                assert await read_all(conn) == b"bye\n"
+                assert trio.current_time() - start < 1
+            await server.wait_closed()
+            assert server.stats.cut == 0
+
+
+async def test_until_closing_finishes_a_partial_line_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Half a line buffered at close(): the handler waits for the rest and answers it."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, bye_after_lines, 0, grace_period=30)
+            )
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await conn.send_all(b"par")
+                await trio.testing.wait_all_tasks_blocked()
+                server.close()
+                await trio.sleep(5)  # inside the grace period
+                await conn.send_all(b"tial\n")
+                assert await read_all(conn) == b"partial\nbye\n"
+            await server.wait_closed()
+
+
+async def test_is_closing_and_quiet_sees_bytes_waiting_on_the_socket() -> None:
+    """Closing with the peer's bytes unread on the socket is not quiet; once read, it is."""
+    answers: list[tuple[bool, bool]] = []
+    go = trio.Event()
+
+    async def handler(conn: Connection) -> None:
+        answers.append((conn.is_closing, conn.is_closing_and_quiet))
+        await conn.wait_closing()
+        await go.wait()  # the client's bytes have arrived
+        answers.append((conn.is_closing, conn.is_closing_and_quiet))
+        assert await conn.receive_exactly(3) == b"abc"
+        answers.append((conn.is_closing, conn.is_closing_and_quiet))
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, handler, 0)
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await trio.testing.wait_all_tasks_blocked()
+                server.close()
+                await conn.send_all(b"abc")
+                await trio.sleep(0.05)  # loopback delivery, outside the server's view
+                go.set()
+                assert await read_all(conn) == b""
+            await server.wait_closed()
+    assert answers == [(False, False), (True, False), (True, True)]
+
+
+async def test_a_client_connection_is_never_closing() -> None:
+    """is_closing is a plain bool: `while not conn.is_closing` works outside a server."""
+    left, _right = trio.testing.memory_stream_pair()
+    conn = Connection(left)
+    assert conn.is_closing is False
+    assert conn.is_closing_and_quiet is False
+
+
+async def test_connections_are_served_through_the_grace_period(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After close(), an echo in flight keeps going until its peer ends it."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(partial(trio_tcp.serve, echo, 0, grace_period=10))
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await conn.send_all(b"before")
+                assert await conn.receive_exactly(6) == b"before"
+                server.close()
+                for second in range(8):
+                    await trio.sleep(1)
+                    await conn.send_all(b"%d" % second)
+                    assert await conn.receive_exactly(1) == b"%d" % second
+                await conn.send_eof()
+                assert await read_all(conn) == b""
+            await server.wait_closed()
+            assert server.stats.cut == 0
+            assert server.stats.bytes_sent == 14
+
+
+async def test_grace_deadline_sends_eof_instead_of_a_reset(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A handler cut with the peer's bytes unread: the peer reads our bytes and EOF, no RST."""
+    with trio.fail_after(GUARD):
+
+        async def stuck(conn: Connection) -> None:
+            await conn.send_all(b"reply")
+            await trio.sleep_forever()  # never reads what the peer sends
+
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(partial(trio_tcp.serve, stuck, 0, grace_period=2))
+            async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                await conn.send_all(b"unread bytes" * 100)
+                await trio.testing.wait_all_tasks_blocked()
+                server.close()
+                # A plain close() with unread input would reset, losing "reply" here.
+                assert await read_all(conn) == b"reply"
+            await server.wait_closed()
+            assert server.stats.cut == 1
+
+
+async def test_grace_deadline_reports_the_cut(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handlers still running at the deadline are counted in stats.cut and logged once."""
+
+    async def stubborn(conn: Connection) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, stubborn, 0, grace_period=1)
+            )
+            clients = [await trio_tcp.open_connection(port=server.port or 0) for _ in range(3)]
+            await trio.testing.wait_all_tasks_blocked()
+            await server.aclose()
+            for client in clients:
+                await client.aclose()
+    assert server.stats.cut == 3
+    cut = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+    assert cut == ["stopped: cut 3 connections that were still open"]
+
+
+async def test_a_flood_of_refusals_logs_two_lines_and_counts_all(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """50 denied peers: the first logged in full, one summary; stats exact."""
+    caplog.set_level(logging.INFO, logger="trio_tcp")
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(
+                partial(trio_tcp.serve, echo, 0, deny=["127.0.0.0/8"])
+            )
+            for _ in range(50):
+                async with await trio_tcp.open_connection(port=server.port or 0) as conn:
+                    assert await read_all(conn) == b""
+            await server.aclose()
+    assert server.stats.refused_denied == 50
+    lines = [r.getMessage() for r in caplog.records if r.name == "trio_tcp"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("connection from 127.0.0.1:")
+    assert "refused: its address is on the deny list (127.0.0.1:" in lines[0]
+    assert lines[1].startswith("connections refused (allow/deny list): 49 more in the last ")

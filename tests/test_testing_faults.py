@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from trio_tcp import Connection
-from trio_tcp._cli import Shutdown, make_mode
+from trio_tcp._cli import make_mode
 from trio_tcp.testing import (
     DelayStream,
     EarlyEOFStream,
@@ -167,7 +167,7 @@ async def test_server_side_reset_through_memory_server() -> None:
         async with trio.open_nursery() as nursery:
             server = await nursery.start(
                 lambda task_status: serve_memory(
-                    make_mode("echo", Shutdown()),
+                    make_mode("echo"),
                     wrap=compose(rechunk(1), reset_after(4)),
                     task_status=task_status,
                 )

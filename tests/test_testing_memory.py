@@ -8,7 +8,7 @@ import trio.testing
 
 import trio_tcp.testing
 from trio_tcp import Connection
-from trio_tcp._cli import Shutdown, make_mode
+from trio_tcp._cli import make_mode
 from trio_tcp.testing import (
     CheckFailedError,
     MemoryListener,
@@ -123,7 +123,7 @@ async def test_idle_timeout_same_on_every_transport(
 async def test_check_echo_handler_accepts_the_cli_echo_mode() -> None:
     """The CLI's echo mode passes the echo conformance check."""
     with trio.fail_after(30):
-        await check_echo_handler(make_mode("echo", Shutdown()))
+        await check_echo_handler(make_mode("echo"))
 
 
 async def test_check_echo_handler_catches_a_lost_byte() -> None:

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from trio_tcp import Connection
-from trio_tcp._cli import MODES, Shutdown, make_mode
+from trio_tcp._cli import MODES, make_mode
 from trio_tcp.testing import CheckFailedError, cancellation_sweep
 
 
@@ -38,7 +38,7 @@ async def test_sweep_echo_mode_covers_every_stream_call(
 ) -> None:
     """Echoing 5 bytes one at a time is 11 calls (5 receives, 5 sends, 1 EOF): 11 points."""
     with trio.fail_after(1000):
-        report = await cancellation_sweep(make_mode("echo", Shutdown()), echo_script)
+        report = await cancellation_sweep(make_mode("echo"), echo_script)
     assert report.points == 11
     assert report.operations == ["receive_some", "send_all"] * 5 + ["receive_some"]
     assert report.result == (b"hello", b"")
@@ -54,7 +54,7 @@ async def test_sweep_print_mode_finds_no_leak(
 ) -> None:
     """The print mode: 2 one-byte reads and the EOF read are 3 points, each handled cleanly."""
     with trio.fail_after(1000):
-        report = await cancellation_sweep(make_mode("print", Shutdown()), send_only_script)
+        report = await cancellation_sweep(make_mode("print"), send_only_script)
     assert report.points == 3
     assert report.result == b""
     printed = capsys.readouterr().out
@@ -67,7 +67,7 @@ async def test_sweep_lines_mode_finds_no_leak(
 ) -> None:
     """The lines mode: 6 one-byte reads and the EOF read are 7 points, each handled cleanly."""
     with trio.fail_after(1000):
-        report = await cancellation_sweep(make_mode("lines", Shutdown()), lines_script)
+        report = await cancellation_sweep(make_mode("lines"), lines_script)
     assert report.points == 7
     assert report.operations == ["receive_some"] * 7
     assert " cd\n" in capsys.readouterr().out

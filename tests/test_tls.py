@@ -180,6 +180,7 @@ async def test_non_tls_bytes_close_only_that_connection(
             assert await conn.receive_exactly(10) == b"still here"
     refusals = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
     assert len(refusals) == 1
+    assert refusals[0].levelno == logging.WARNING  # visible at the CLI's default verbosity
     assert refusals[0].exc_info is None  # a reason, not a traceback
     assert "refused" in refusals[0].getMessage()
 
@@ -331,3 +332,25 @@ def test_cli_tls_option_errors(args: list[str], message: str, code: int) -> None
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+async def test_a_peer_without_close_notify_after_the_exchange_is_a_clean_close(
+    tls_server: trio_tcp.Server,
+    client_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Closing the socket without TLS's close_notify (Python's ssl default) is not a reset."""
+    caplog.set_level(logging.INFO, logger="trio_tcp")
+    with trio.fail_after(GUARD):
+        conn = await trio_tcp.open_connection(
+            "127.0.0.1", tls_server.port or 0, ssl_context=client_context
+        )
+        await conn.send_all(b"ping")
+        assert await conn.receive_exactly(4) == b"ping"
+        assert isinstance(conn.stream, trio.SSLStream)
+        await conn.stream.transport_stream.aclose()  # no close_notify
+        await tls_server.aclose()
+    stats = tls_server.stats
+    assert (stats.reset, stats.failed, stats.protocol_errors) == (0, 0, 0)
+    assert stats.bytes_received == stats.bytes_sent == 4
+    assert not [r for r in caplog.records if "broke" in r.getMessage()]

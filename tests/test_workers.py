@@ -72,9 +72,12 @@ def test_two_workers_share_the_port_and_stop_together(signum: int) -> None:
                 not Path(f"/proc/{pid}").exists()
                 or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
             )
-        # Both workers write to the one stderr at once, so their lines may be interleaved.
-        said = "\n".join(server.err_lines).count("SIGTERM: shutting down (grace period 5 s)")
-        assert said == 2
+        # Each worker's stderr comes through whole lines, tagged.
+        said = sorted(
+            line for line in server.err_lines if "SIGTERM: shutting down (grace period 5 s)" in line
+        )
+        assert [line.split()[0] for line in said] == ["[w1]", "[w2]"]
+        assert all(line.startswith(("[w1] ", "[w2] ", "trio-tcp: ")) for line in server.err_lines)
     finally:
         server.kill()
 
@@ -116,7 +119,7 @@ def test_workers_on_a_busy_port_fail_in_one_line() -> None:
 
 
 def test_workers_do_not_outlive_a_killed_parent() -> None:
-    """SIGKILL the parent: the workers get SIGTERM (PR_SET_PDEATHSIG) and the port closes."""
+    """SIGKILL the parent: the workers read EOF on their lifeline, stop, and the port closes."""
     import time
 
     server = ServeProcess("--port", "0", "--workers", "2")
@@ -130,5 +133,42 @@ def test_workers_do_not_outlive_a_killed_parent() -> None:
             assert time.monotonic() < deadline, "workers outlived their parent"
             time.sleep(0.05)
         assert refused(server.port)
+    finally:
+        server.kill()
+
+
+def test_worker_warnings_come_tagged_in_whole_lines() -> None:
+    """A flood of protocol errors in the workers: every stderr line whole and tagged."""
+    server = ServeProcess(
+        "--port", "0", "--workers", "2", "--mode", "echo-lines", "--max-line-length", "4"
+    )
+    try:
+        for _ in range(100):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=GUARD) as sock:
+                sock.sendall(b"far too long\n")
+                while sock.recv(1024):
+                    pass
+        server.wait_for("exceeds max_line_length", stderr=True)
+        assert server.stop() == 0
+        warnings = [line for line in server.err_lines if "WARNING" in line]
+        assert 1 <= len(warnings) <= 4, warnings  # throttled: first + summary per worker
+        assert all(line.startswith(("[w1] trio-tcp: ", "[w2] trio-tcp: ")) for line in warnings)
+    finally:
+        server.kill()
+
+
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    """Still serving after 11 s: Trio's spawning thread exits after 10 s idle (no PDEATHSIG)."""
+    import time
+
+    server = ServeProcess("--port", "0", "--workers", "2")
+    try:
+        pids = children(server.proc.pid)
+        time.sleep(11)
+        assert children(server.proc.pid) == pids
+        send(server.port, b"\x0c")
+        server.wait_for("<Buffer 0c>")
+        assert server.stop() == 0
+        assert not any("exited" in line for line in server.err_lines), server.err_lines
     finally:
         server.kill()

@@ -4,15 +4,13 @@ Checked in the connection's own task, on the *client's* address: the socket's pe
 original client named by a PROXY header (behind a load balancer every socket peer is the
 balancer). The check runs before any TLS handshake, so a refused peer costs no crypto.
 
-Refusals are counted in ``server.stats`` and logged once per episode (like the server's
-``max_connections`` drops): a flood of refused connections writes two lines, one when refusing
-starts and one when a connection of that kind is admitted again, not one per connection.
+Refusals are counted in ``server.stats`` and logged by the server through its log throttle:
+the first refusal of each kind in full, then one summary line per interval with the count.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Iterable
 from typing import Final
 
@@ -23,8 +21,6 @@ from ._proxy_server import Network, parse_networks
 from ._refusal import Refused
 
 __all__ = ["Admission"]
-
-logger = logging.getLogger("trio_tcp")
 
 #: The counter (``ServerStats`` field) of each kind of refusal.
 DENIED: Final = "refused_denied"
@@ -90,7 +86,6 @@ class Admission:
         self._tokens = self._burst
         self._refilled_at: float | None = None
         self._live: dict[object, int] = {}
-        self._refusing: dict[str, int] = {}  # kind -> refusals in the current episode
 
     @property
     def needed(self) -> bool:
@@ -125,7 +120,6 @@ class Admission:
             if self._tokens < 1:
                 self._refuse(RATE, client, f"max_accept_rate={self._rate:g}/s exceeded")
             self._tokens -= 1
-        self._admitted()
         if ip is not None:
             self._live[ip] = self._live.get(ip, 0) + 1
         return ip
@@ -141,18 +135,4 @@ class Admission:
             self._live.pop(key, None)
 
     def _refuse(self, kind: str, client: Address, reason: str) -> None:
-        count = self._refusing.get(kind, 0)
-        self._refusing[kind] = count + 1
-        if count == 0:  # once per episode, not once per connection in a flood
-            logger.warning(
-                "refusing connections (%s), starting with %s; logged once until one is admitted",
-                reason,
-                format_address(client),
-            )
-        raise Refused(kind, f"{reason} ({format_address(client)})", quiet=True)
-
-    def _admitted(self) -> None:
-        if self._refusing:
-            summary = ", ".join(f"{n} {k}" for k, n in sorted(self._refusing.items()))
-            logger.info("admitting connections again (refused in this episode: %s)", summary)
-            self._refusing.clear()
+        raise Refused(kind, f"{reason} ({format_address(client)})")

@@ -12,11 +12,12 @@ import errno
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import NoReturn, TypeVar
 
@@ -34,8 +35,16 @@ from ._cli_options import (
 )
 from ._client import open_connection, open_unix_connection
 from ._connection import Connection, format_address
-from ._exceptions import EndOfStream, IncompleteFrameError, LineTooLongError
+from ._exceptions import IncompleteFrameError, LineTooLongError
 from ._format import INSPECT_MAX_BYTES, format_buffer
+from ._output import (
+    FdWriter,
+    ThreadedLogHandler,
+    report_dropped,
+    write_if_writable,
+    writer_for,
+    writing_to,
+)
 from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Server, serve
 from ._workers import run_workers
 from .framing import DEFAULT_MAX_LINE_LENGTH
@@ -62,41 +71,60 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-# ---------------------------------------------------------------------- shutdown
-
-
-@dataclass
-class Shutdown:
-    """Ends reads that wait for input once graceful shutdown begins.
-
-    Handlers in the CLI read through :meth:`receive`, which returns ``None`` when shutdown
-    starts while they wait, so they finish their current work and return on their own. A
-    read interrupted this way loses nothing (``Connection`` keeps partial bytes buffered).
-    """
-
-    started: bool = False
-    waiting: dict[Connection, trio.CancelScope] = field(default_factory=dict)
-
-    async def receive(self, conn: Connection, read: Callable[[], Awaitable[T]]) -> T | None:
-        if self.started:
-            return None
-        with trio.CancelScope() as scope:
-            self.waiting[conn] = scope
-            try:
-                return await read()
-            finally:
-                del self.waiting[conn]
-        return None
-
-    def begin(self) -> None:
-        self.started = True
-        for scope in self.waiting.values():
-            scope.cancel()
-
-
 # ---------------------------------------------------------------------- server modes
 
 Mode = Callable[[Connection], Awaitable[None]]
+
+# What a peer's bytes may not do to the operator's terminal: C0 and C1 controls (ESC, BEL,
+# CR, ...), DEL, Unicode line/paragraph separators and bidi overrides, undecodable bytes
+# (decoded as lone surrogates), and the backslash itself, so every escape is unambiguous.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def terminal_safe(data: bytes) -> str:
+    """``data`` as text that is safe to print: one line, no control character, valid UTF-8.
+
+    Valid UTF-8 text prints as itself; control characters and undecodable bytes print as
+    Python-style escapes (``\\x1b``, ``\\r``, ``\\xff``) and a backslash as ``\\\\``.
+    """
+    return _UNSAFE.sub(_escape, data.decode("utf-8", "surrogateescape"))
+
+
+class Printer:
+    """Where the print modes' lines go: ``print()`` (in-process, the demo, tests)."""
+
+    async def line(self, conn: Connection, text: str) -> None:
+        """Print a line of ``conn``'s data (may wait for the output to catch up)."""
+        print(text, flush=True)
+
+    def status(self, text: str) -> None:
+        """Print a status line (connected, closed, listening): never waits."""
+        print(text, flush=True)
+
+
+class ThreadedPrinter(Printer):
+    """Lines go through an :class:`FdWriter`: only the connection whose output waits waits."""
+
+    def __init__(self, writer: FdWriter) -> None:
+        self.writer = writer
+
+    async def line(self, conn: Connection, text: str) -> None:
+        await self.writer.write(conn, (text + "\n").encode("utf-8", "replace"))
+
+    def status(self, text: str) -> None:
+        self.writer.write_nowait((text + "\n").encode("utf-8", "replace"))
 
 
 def _tag(conn: Connection) -> str:
@@ -104,61 +132,61 @@ def _tag(conn: Connection) -> str:
 
 
 def make_mode(
-    name: str, shutdown: Shutdown, *, max_line_length: int = DEFAULT_MAX_LINE_LENGTH
+    name: str,
+    *,
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+    printer: Printer | None = None,
 ) -> Mode:
     """The connection handler for ``serve --mode NAME``.
 
     The line modes read with ``max_line_length``: a peer that sends a longer line gets
-    ``LineTooLongError``, which the server logs as one warning line before closing that
-    connection (everyone else is still served).
+    ``LineTooLongError``, which the server logs (bounded) before closing that connection
+    (everyone else is still served).
 
     An unterminated last line follows the library's rule (never lost, never passed off as
     whole): ``lines`` prints it marked ``(no line ending)``, ``echo-lines`` echoes it back as
-    it came, without adding an ending (``receive_line(allow_partial=True, keep_ends=True)``).
-    """
+    it came, without adding an ending (``allow_partial=True, keep_ends=True``).
 
-    async def next_line(conn: Connection, *, keep_ends: bool) -> bytes | None:
-        """The next line, or None at a clean end of stream (for ``shutdown.receive``)."""
-        try:
-            return await conn.receive_line(
-                max_length=max_line_length, keep_ends=keep_ends, allow_partial=keep_ends
-            )
-        except EndOfStream:
-            return None
+    Shutdown (see ``serve``): ``lines``, ``echo-lines`` and ``print`` end at a boundary
+    (a line, a chunk) once the server is closing and the peer is quiet; ``echo`` and
+    ``discard`` serve each connection until the peer's EOF or the grace deadline. The
+    byte modes read exactly as a plain library handler does (nothing extra per read).
+    """
+    out = printer if printer is not None else Printer()
 
     async def lines_mode(conn: Connection) -> None:
-        _say(f"{_tag(conn)} connected from {format_address(conn.peer)}")
+        tag = _tag(conn)
+        out.status(f"{tag} connected from {format_address(conn.peer)}")
         try:
-            while (
-                line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=False))
-            ) is not None:
-                _say(f"{_tag(conn)} {line.decode('utf-8', 'replace')}")
+            async for line in conn.lines(max_length=max_line_length, until_closing=True):
+                await out.line(conn, f"{tag} {terminal_safe(line)}")
         except IncompleteFrameError as exc:  # the last line had no ending: show it anyway
-            _say(f"{_tag(conn)} {exc.partial.decode('utf-8', 'replace')} (no line ending)")
+            out.status(f"{tag} {terminal_safe(exc.partial)} (no line ending)")
         finally:
-            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
+            out.status(f"{tag} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_lines_mode(conn: Connection) -> None:
         # Each line with the ending it came with; a last line without one comes back as is.
-        while (
-            line := await shutdown.receive(conn, lambda: next_line(conn, keep_ends=True))
-        ) is not None:
+        async for line in conn.lines(
+            max_length=max_line_length, keep_ends=True, allow_partial=True, until_closing=True
+        ):
             await conn.send_all(line)
 
     async def print_mode(conn: Connection) -> None:
-        _say(f"{_tag(conn)} connected from {format_address(conn.peer)}")
+        tag = _tag(conn)
+        out.status(f"{tag} connected from {format_address(conn.peer)}")
         try:
-            while chunk := await shutdown.receive(conn, conn.receive_some):
-                _say(f"{_tag(conn)} {format_buffer(chunk)}")
+            async for chunk in conn.chunks(until_closing=True):
+                await out.line(conn, f"{tag} {format_buffer(chunk)}")
         finally:
-            _say(f"{_tag(conn)} closed ({_plural(conn.bytes_received, 'byte')} received)")
+            out.status(f"{tag} closed ({_plural(conn.bytes_received, 'byte')} received)")
 
     async def echo_mode(conn: Connection) -> None:
-        while chunk := await shutdown.receive(conn, conn.receive_some):
+        while chunk := await conn.receive_some():
             await conn.send_all(chunk)
 
     async def discard_mode(conn: Connection) -> None:
-        while await shutdown.receive(conn, conn.receive_some):
+        while await conn.receive_some():
             pass
 
     modes: dict[str, Mode] = {
@@ -278,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=DEFAULT_GRACE_PERIOD,
         metavar="S",
-        help=f"seconds to finish on SIGINT/SIGTERM (default {DEFAULT_GRACE_PERIOD:g}; "
-        "0: cancel at once, inf: wait for every connection)",
+        help=f"after SIGINT/SIGTERM, serve open connections up to S more seconds (default "
+        f"{DEFAULT_GRACE_PERIOD:g}; 0: cut at once, inf: wait for every connection); "
+        "a second signal stops at once",
     )
     s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     add_serve_options(s)
@@ -337,17 +366,36 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- commands
 
 
-def _configure_logging(verbose: int) -> None:
+_LOG_FORMAT = "trio-tcp: %(levelname)s: %(message)s"
+
+
+def _configure_logging(verbose: int, *, threaded: bool = False) -> None:
+    """Log records of the ``trio_tcp`` logger to stderr, once (idempotent).
+
+    ``threaded`` (``serve``): through a queue to a writer thread, so a stderr nobody reads
+    never blocks the event loop (records beyond the queue's bound are dropped and counted).
+    """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("trio-tcp: %(levelname)s: %(message)s"))
     root = logging.getLogger("trio_tcp")
+    for old in [h for h in root.handlers if getattr(h, "_trio_tcp_cli", False)]:
+        root.removeHandler(old)
+    handler: logging.Handler
+    if threaded:
+        handler = ThreadedLogHandler(writer_for(sys.stderr.fileno()))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    setattr(handler, "_trio_tcp_cli", True)  # noqa: B010 (marks ours, for idempotence)
     root.addHandler(handler)
     root.setLevel(level)
 
 
 def _listening_line(server: Server) -> str:
     return "listening on " + ", ".join(format_address(a) for a in server.addresses)
+
+
+class HardStop(Exception):
+    """A second signal stopped the server without its grace period: exit 1."""
 
 
 async def _serve_command(args: argparse.Namespace) -> None:
@@ -357,31 +405,82 @@ async def _serve_command(args: argparse.Namespace) -> None:
         except OptionError as exc:
             raise (UsageError if exc.usage else RuntimeFailure)(str(exc)) from None
         return
-    shutdown = Shutdown()
-    handler = make_mode(args.mode, shutdown, max_line_length=args.max_line_length)
+    stdout, stderr = writer_for(sys.stdout.fileno()), writer_for(sys.stderr.fileno())
+    stdout.attach()
+    stderr.attach()
+    printer = ThreadedPrinter(stdout)
+    handler = make_mode(args.mode, max_line_length=args.max_line_length, printer=printer)
+    # Output may wait at most until the grace period ends (then it is dropped and counted).
+    flush_deadline = math.inf
+    hard_stop = False
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            server: Server = await nursery.start(
-                _serve_task,
-                handler,
-                args,
-            )
-            _say(_listening_line(server))
+            server: Server = await nursery.start(_serve_task, handler, args)
+
+            def reader_gone(exc: OSError) -> None:
+                # `trio-tcp serve | head -1`: nobody reads our output any more. Stop quietly
+                # (like cat on EPIPE), gracefully: connections in flight still finish.
+                server.close()
+
+            stdout.on_broken = reader_gone
+            nursery.start_soon(_cancel_when_closed, server, nursery.cancel_scope)
+            if args.parent_fd is not None:
+                nursery.start_soon(_watch_parent, args.parent_fd, server, stderr)
+            if args.ready_fd is not None:  # a worker of `--workers N`: tell the parent
+                _tell_ready(args.ready_fd)
+            else:
+                printer.status(_listening_line(server))
             if args.stats_interval is not None:
-                nursery.start_soon(print_stats, server, args.stats_interval)
+                nursery.start_soon(
+                    print_stats,
+                    server,
+                    args.stats_interval,
+                    lambda line: stderr.write_nowait(line.encode() + b"\n"),
+                )
             async for signum in signals:
-                if shutdown.started:  # a second signal: stop now
+                if server.is_closing:  # a second signal: stop now
+                    hard_stop = True
                     nursery.cancel_scope.cancel()
                     break
-                print(
+                stderr.write_nowait(
                     f"trio-tcp: {signal.Signals(signum).name}: shutting down "
-                    f"(grace period {server.grace_period:g} s)",
-                    file=sys.stderr,
-                    flush=True,
+                    f"(grace period {server.grace_period:g} s)\n".encode()
                 )
+                flush_deadline = trio.current_time() + server.grace_period
                 server.close()
-                shutdown.begin()
-                nursery.start_soon(_cancel_when_closed, server, nursery.cancel_scope)
+    if hard_stop:
+        cut = server.stats.cut
+        stderr.write_nowait(
+            f"trio-tcp: hard stop: cut {cut} connection{'' if cut == 1 else 's'}\n".encode()
+        )
+    with trio.CancelScope(shield=True):
+        budget = max(flush_deadline - trio.current_time(), 0.1) if not hard_stop else 0.1
+        for writer in (stdout, stderr):
+            if not await writer.drain(budget):
+                writer.discard_queued()
+    report_dropped({"stdout": stdout, "stderr": stderr}, stderr.fd)
+    if hard_stop:
+        raise HardStop
+
+
+async def _watch_parent(fd: int, server: Server, stderr: FdWriter) -> None:
+    """A worker: shut down gracefully once the parent's lifeline pipe reads EOF."""
+    async with trio.lowlevel.FdStream(fd) as lifeline:
+        while await lifeline.receive_some():
+            pass
+    if not server.is_closing:
+        stderr.write_nowait(b"trio-tcp: the parent process exited: shutting down\n")
+        server.close()
+
+
+def _tell_ready(fd: int) -> None:
+    """Write ``ready`` to the parent's pipe and close it (a few bytes: never blocks)."""
+    try:
+        os.write(fd, b"ready\n")
+    except OSError:
+        pass  # the parent is gone: the lifeline (--parent-fd) stops us
+    finally:
+        os.close(fd)
 
 
 async def _cancel_when_closed(server: Server, scope: trio.CancelScope) -> None:
@@ -736,8 +835,7 @@ async def _send_command(args: argparse.Namespace) -> None:
 
 
 async def _demo_command(args: argparse.Namespace) -> None:
-    shutdown = Shutdown()
-    print_mode = make_mode("print", shutdown)
+    print_mode = make_mode("print")
     done = trio.Event()
 
     async def handler(conn: Connection) -> None:
@@ -772,7 +870,7 @@ def _user_facing_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException
             found = _user_facing_leaf(exc)
             if found is not None:
                 return found
-        elif isinstance(exc, UsageError | RuntimeFailure | KeyboardInterrupt):
+        elif isinstance(exc, UsageError | RuntimeFailure | KeyboardInterrupt | HardStop):
             return exc
     return None
 
@@ -791,6 +889,14 @@ def _check_where(args: argparse.Namespace) -> None:
         args.port = DEFAULT_PORT
 
 
+def _print_error(line: str) -> None:
+    """The last line on stderr; never blocks if ``serve`` found stderr unread (then lost)."""
+    if writing_to(sys.stderr.fileno()):
+        write_if_writable(sys.stderr.fileno(), (line + "\n").encode("utf-8", "replace"))
+    else:
+        print(line, file=sys.stderr)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (``main`` exits with it)."""
     prog = "trio-tcp"
@@ -798,7 +904,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         _check_where(args)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for `serve --workers`
-        _configure_logging(getattr(args, "verbose", 0))
+        _configure_logging(getattr(args, "verbose", 0), threaded=args.command == "serve")
         try:
             trio.run(_COMMANDS[args.command], args)
         except BaseExceptionGroup as group:
@@ -807,14 +913,16 @@ def run(argv: Sequence[str] | None = None) -> int:
                 raise
             raise leaf from None
     except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _print_error(f"{prog}: error: {exc}")
         return EXIT_USAGE
     except RuntimeFailure as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _print_error(f"{prog}: error: {exc}")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except HardStop:
+        return EXIT_RUNTIME
     except BrokenPipeError:
         # stdout went away (`trio-tcp serve | head`): exit quietly, like cat does.
         devnull = os.open(os.devnull, os.O_WRONLY)

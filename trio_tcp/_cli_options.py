@@ -12,6 +12,7 @@ import dataclasses
 import math
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -77,6 +78,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="run N processes sharing the port with SO_REUSEPORT (default 1)",
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    # A worker writes "ready" to this descriptor once it listens (the parent's pipe).
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    # A worker shuts down when this descriptor reads EOF (the parent exited).
+    parser.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)
     admission.add_argument(
         "--stats-interval", type=_positive_float, metavar="S", help="print a stats line every S s"
     )
@@ -235,11 +240,21 @@ def stats_line(server: Server) -> str:
     return "stats: " + " ".join(f"{name}={value}" for name, value in fields.items())
 
 
-async def print_stats(server: Server, interval: float) -> None:
-    """Print :func:`stats_line` on stderr every ``interval`` seconds, until cancelled."""
+async def print_stats(
+    server: Server, interval: float, write: Callable[[str], None] | None = None
+) -> None:
+    """Write :func:`stats_line` every ``interval`` seconds, until cancelled.
+
+    ``write`` takes the line (``serve`` passes its non-blocking stderr writer); by default
+    it is printed on stderr.
+    """
     while True:
         await trio.sleep(interval)
-        print(f"trio-tcp: {stats_line(server)}", file=sys.stderr, flush=True)
+        line = f"trio-tcp: {stats_line(server)}"
+        if write is not None:
+            write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -222,6 +222,8 @@ class Connection(trio.abc.HalfCloseableStream):
         "_sending",
         "_sock",
         "_unyielded",
+        "_wake_on_closing",
+        "_wake_scope",
         "bytes_received",
         "bytes_sent",
         "id",
@@ -246,7 +248,8 @@ class Connection(trio.abc.HalfCloseableStream):
             the original client's address from a PROXY protocol header here).
           receive_size: how many bytes one network read asks for (and so how far the buffer
             can run ahead of the reader); default 64 KiB, like Trio's SocketStream.
-          closing: the event that :attr:`closing` returns; servers pass one shared event.
+          closing: set when the owner begins a graceful shutdown (:attr:`is_closing`); the
+            server passes one event shared by its connections. ``None``: never closing.
         """
         if receive_size < 1:
             raise ValueError("receive_size must be >= 1")
@@ -265,6 +268,8 @@ class Connection(trio.abc.HalfCloseableStream):
         self._unyielded = 0
         self._closed = False
         self._closing = closing
+        self._wake_scope: trio.CancelScope | None = None  # an until_closing read parked
+        self._wake_on_closing = False  # the read in progress is an until_closing one
         self._cancel_scope: trio.CancelScope | None = None
         self._idle_mark_bytes = 0
         self._idle_mark_time = self.opened_at
@@ -286,15 +291,112 @@ class Connection(trio.abc.HalfCloseableStream):
         return self._local
 
     @property
-    def closing(self) -> trio.Event:
-        """Set when the server that accepted this connection begins a graceful shutdown.
+    def is_closing(self) -> bool:
+        """True once the server that accepted this connection began a graceful shutdown.
 
-        A handler that would otherwise wait for input forever can watch it and finish early;
-        handlers that ignore it are cancelled when the grace period ends.
+        Always False for a connection no server owns (a client's). See :func:`serve` for
+        what shutdown means for a handler; :attr:`is_closing_and_quiet` is the question a
+        handler asks at a message boundary.
+        """
+        closing = self._closing
+        return closing is not None and closing.is_set()
+
+    async def wait_closing(self) -> None:
+        """Return once the server began a graceful shutdown (at once if it has).
+
+        For a connection no server owns, this waits until cancelled.
+
+        Cancellation: an ordinary checkpoint; there is nothing to undo.
         """
         if self._closing is None:
-            self._closing = trio.Event()
-        return self._closing
+            await trio.sleep_forever()
+        else:
+            await self._closing.wait()
+
+    @property
+    def is_closing_and_quiet(self) -> bool:
+        """Are we closing, and is the peer quiet? A non-blocking check, for a boundary.
+
+        True when :attr:`is_closing` and no received byte is waiting: none buffered here and
+        none in the socket's receive queue (a non-blocking ``MSG_PEEK``; for a stream with
+        no socket underneath, only the buffer is checked). A handler at a boundary of its
+        protocol (after a reply, between lines) may then end without cutting the peer off.
+        End of stream waiting on the socket is not quiet: the next read reports it.
+        """
+        return self.is_closing and self._peer_quiet()
+
+    def _peer_quiet(self) -> bool:
+        if self._buffer is not None and self._buffer:
+            return False
+        return not self._unread_on_socket()
+
+    def _unread_on_socket(self) -> bool:
+        """Bytes (or end of stream, or an error) wait in the socket's receive queue."""
+        sock = self._sock
+        if sock is None:
+            transport = getattr(self.stream, "transport_stream", None)  # trio.SSLStream
+            sock = _raw_socket(transport) if isinstance(transport, trio.abc.Stream) else None
+            if sock is None:
+                return False
+        try:
+            sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # an error is waiting: the next read reports it
+        return True  # bytes (or end of stream) are waiting
+
+    async def _park_unless_closing(self, sock: socket.socket) -> None:
+        """Wait for ``sock`` to be readable, or raise ``_Woken`` once shutdown begins.
+
+        The cancel scope that ``Server.close`` cancels to wake us is entered only here, when
+        the read parks on epoll (which costs an epoll_ctl and a wake-up anyway): a read whose
+        bytes are already there, or arrive within the patience rounds, pays nothing for it.
+        """
+        closing = self._closing
+        if closing is not None and closing.is_set():
+            raise _Woken
+        with trio.CancelScope() as scope:
+            self._wake_scope = scope
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            finally:
+                self._wake_scope = None
+        if scope.cancelled_caught:
+            raise _Woken
+
+    async def _wait_at_boundary(self) -> bool:
+        """For the ``until_closing`` iterators, before a read: False means stop iterating.
+
+        Not at a boundary (bytes buffered) or not owned by a server: True at once. At a
+        boundary: waits for the peer's next bytes (buffered, True), its end of stream
+        (False), or a graceful shutdown while the peer is quiet (False); ``Server.close``
+        cancels :attr:`_wake_scope` to wake it. Nothing received is ever lost.
+        """
+        closing = self._closing
+        buffer = self._ensure_buffer()
+        if closing is None or buffer:
+            return True
+        if closing.is_set():
+            return not self._peer_quiet()
+        self._check_receive()
+        if self._sock is not None:  # the fast path wakes only a parked read (see above)
+            self._wake_on_closing = True
+            try:
+                return await self._fill(buffer)
+            except _Woken:
+                return not self._peer_quiet()
+            finally:
+                self._wake_on_closing = False
+        with trio.CancelScope() as scope:  # other streams: a scope around the whole wait
+            self._wake_scope = scope
+            try:
+                received = await self._fill(buffer)
+            finally:
+                self._wake_scope = None
+        if scope.cancelled_caught:
+            return not self._peer_quiet()
+        return received
 
     @property
     def buffered(self) -> int:
@@ -384,6 +486,8 @@ class Connection(trio.abc.HalfCloseableStream):
                     if patience:
                         patience -= 1
                         await trio.lowlevel.checkpoint()  # nothing received: may be cancelled
+                    elif self._wake_on_closing:
+                        await self._park_unless_closing(sock)
                     else:
                         await trio.lowlevel.wait_readable(sock)
                     self._unyielded = 0
@@ -625,14 +729,31 @@ class Connection(trio.abc.HalfCloseableStream):
         delimiter: bytes = b"\n",
         keep_ends: bool = False,
         allow_partial: bool = False,
+        until_closing: bool = False,
     ) -> AsyncIterator[bytes]:
         """``async for line in conn.lines():`` every line until a clean end of stream.
 
         Takes the options of :meth:`receive_line`. A stream that ends inside a line raises
         ``IncompleteFrameError`` (``.partial`` holds it), or with ``allow_partial`` yields it
         as the last line; an over-long line raises ``LineTooLongError``.
+
+        ``until_closing=True``: also stop after a whole line once the server is closing and
+        the peer is quiet (:attr:`is_closing_and_quiet`), waking up if it was waiting for
+        the next line when shutdown began.
         """
-        return _LineIterator(self, max_length, delimiter, keep_ends, allow_partial)
+        return _LineIterator(self, max_length, delimiter, keep_ends, allow_partial, until_closing)
+
+    def chunks(
+        self, max_bytes: int | None = None, *, until_closing: bool = False
+    ) -> AsyncIterator[bytes]:
+        """``async for chunk in conn.chunks():`` what :meth:`receive_some` returns, until EOF.
+
+        ``until_closing=True``: also stop between chunks once the server is closing and the
+        peer is quiet (see :meth:`lines`). Without it, the same as ``async for chunk in conn``.
+        """
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        return _ChunkIterator(self, max_bytes, until_closing)
 
     async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
         """Return the next frame that ``framer`` parses out of this connection's bytes.
@@ -662,9 +783,15 @@ class Connection(trio.abc.HalfCloseableStream):
             if frame is not None:
                 return frame
 
-    def frames(self, framer: Framer[FrameT]) -> AsyncIterator[FrameT]:
-        """``async for frame in conn.frames(framer):`` every frame until a clean end of stream."""
-        return _FrameIterator(self, framer)
+    def frames(
+        self, framer: Framer[FrameT], *, until_closing: bool = False
+    ) -> AsyncIterator[FrameT]:
+        """``async for frame in conn.frames(framer):`` every frame until a clean end of stream.
+
+        ``until_closing=True``: also stop after a whole frame once the server is closing and
+        the peer is quiet (see :meth:`lines`).
+        """
+        return _FrameIterator(self, framer, until_closing)
 
     async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
@@ -697,8 +824,20 @@ class Connection(trio.abc.HalfCloseableStream):
         return now - self._idle_mark_time
 
 
+class _Woken(Exception):
+    """Internal: an ``until_closing`` read was woken by a graceful shutdown (no bytes taken)."""
+
+
 class _LineIterator(AsyncIterator[bytes]):
-    __slots__ = ("_allow_partial", "_conn", "_delimiter", "_framer", "_keep_ends", "_max_length")
+    __slots__ = (
+        "_allow_partial",
+        "_conn",
+        "_delimiter",
+        "_framer",
+        "_keep_ends",
+        "_max_length",
+        "_until_closing",
+    )
 
     def __init__(
         self,
@@ -707,9 +846,11 @@ class _LineIterator(AsyncIterator[bytes]):
         delimiter: bytes,
         keep_ends: bool,
         allow_partial: bool = False,
+        until_closing: bool = False,
     ):
         self._conn = conn
         self._allow_partial = allow_partial
+        self._until_closing = until_closing
         self._max_length = max_length
         self._delimiter = delimiter
         self._keep_ends = keep_ends
@@ -731,6 +872,8 @@ class _LineIterator(AsyncIterator[bytes]):
             line = self._framer.parse(buffer)
             if line is not None:
                 return line
+        if self._until_closing and not await conn._wait_at_boundary():
+            raise StopAsyncIteration
         try:
             return await self._conn.receive_line(
                 max_length=self._max_length,
@@ -743,14 +886,34 @@ class _LineIterator(AsyncIterator[bytes]):
 
 
 class _FrameIterator(AsyncIterator[FrameT]):
-    __slots__ = ("_conn", "_framer")
+    __slots__ = ("_conn", "_framer", "_until_closing")
 
-    def __init__(self, conn: Connection, framer: Framer[FrameT]):
+    def __init__(self, conn: Connection, framer: Framer[FrameT], until_closing: bool = False):
         self._conn = conn
         self._framer = framer
+        self._until_closing = until_closing
 
     async def __anext__(self) -> FrameT:
+        if self._until_closing and not await self._conn._wait_at_boundary():
+            raise StopAsyncIteration
         try:
             return await self._conn.receive_frame(self._framer)
         except EndOfStream:
             raise StopAsyncIteration from None
+
+
+class _ChunkIterator(AsyncIterator[bytes]):
+    __slots__ = ("_conn", "_max_bytes", "_until_closing")
+
+    def __init__(self, conn: Connection, max_bytes: int | None, until_closing: bool):
+        self._conn = conn
+        self._max_bytes = max_bytes
+        self._until_closing = until_closing
+
+    async def __anext__(self) -> bytes:
+        if self._until_closing and not await self._conn._wait_at_boundary():
+            raise StopAsyncIteration
+        chunk = await self._conn.receive_some(self._max_bytes)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk

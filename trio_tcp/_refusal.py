@@ -15,12 +15,10 @@ class Refused(Exception):
 
     Attributes:
       kind: the counter to increment (``"tls_failed"``, ``"proxy_rejected"``, ...).
-      reason: one line for the log.
-      quiet: log at debug level only (the caller logs a summary for a flood instead).
+      reason: one line for the log (the server's log throttle bounds a flood of them).
     """
 
-    def __init__(self, kind: str, reason: str, *, quiet: bool = False) -> None:
+    def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
-        self.quiet = quiet

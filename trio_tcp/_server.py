@@ -2,8 +2,14 @@
 
 Structured like websockets' ``trio/server.py`` and hypercorn: two nurseries. Accept loops
 run in an inner nursery, connection handlers in an outer one. ``Server.close()`` stops the
-accept loops (closing the listeners), sets ``closing`` so handlers can finish, and puts a
-deadline of ``grace_period`` on the outer nursery; handlers still running then are cancelled.
+accept loops (closing the listeners), marks every connection as closing (``conn.is_closing``)
+and puts a deadline of ``grace_period`` on the outer nursery; handlers still running then are
+cancelled, and their connections closed with a lingering close (nginx's ``lingering_close``:
+send EOF, discard input for up to ``LINGER_TIMEOUT``, close) so a peer is not reset.
+
+Every event a peer can repeat at will (refusals, drops, resets, timeouts, protocol errors,
+``accept()`` failures) is logged through a ``LogThrottle``: the first in full, then one
+summary line per interval, so no flood floods the log; ``server.stats`` stays exact.
 
 Where we deliberately differ from ``trio.serve_tcp``: a handler that raises is *its*
 connection's problem. The error is logged with its traceback, that connection is closed,
@@ -26,11 +32,12 @@ import trio
 from ._admission import Admission
 from ._connection import Address, Connection, _format_address, format_address
 from ._connection import _socket_address as _stream_peer_address
-from ._exceptions import RemoteProtocolError
+from ._exceptions import IncompleteFrameError, RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
 from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._refusal import Refused
 from ._setup import ConnectionSetup
+from ._throttle import LogThrottle
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, close_tls
 
 __all__ = [
@@ -55,6 +62,13 @@ DEFAULT_GRACE_PERIOD: Final = 5.0
 #: 512 and a default `ulimit -n` is 1024 file descriptors, so 1000 keeps a stock process
 #: clear of EMFILE. Pass ``None`` to remove the limit.
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+#: Seconds a connection cut at the grace deadline (or closed with unread input) keeps
+#: discarding the peer's input after sending EOF, before it is closed. Closing a socket
+#: with unread input sends a reset, which can make the peer lose our last bytes before it
+#: read them; nginx's ``lingering_close`` waits up to ``lingering_timeout`` (5 s) per read
+#: for the same reason. 1 s is enough for a peer that reads our EOF and closes, and keeps a
+#: shutdown within ``grace_period + 1`` seconds.
+LINGER_TIMEOUT: Final = 1.0
 
 #: What ``serve`` calls for each connection: ``async def handler(conn: Connection)``.
 Handler: TypeAlias = Callable[[Connection], Awaitable[object]]
@@ -117,6 +131,8 @@ class ServerStats:
         late, or sent by an untrusted address.
       refused_denied, refused_per_peer, refused_rate: connections refused by admission
         control (``allow``/``deny``, ``max_connections_per_peer``, ``max_accept_rate``).
+      cut: connections whose handler was still running when the grace period ended (or
+        at a hard stop), closed by the server.
     """
 
     accepted: int
@@ -133,6 +149,7 @@ class ServerStats:
     refused_denied: int = 0
     refused_per_peer: int = 0
     refused_rate: int = 0
+    cut: int = 0
 
 
 @runtime_checkable
@@ -176,6 +193,46 @@ def _cancelled() -> bool:
     return trio.current_effective_deadline() == float("-inf")
 
 
+_REFUSAL_SUMMARY: Final = {
+    "tls_failed": "connections refused (TLS handshake failed)",
+    "proxy_rejected": "connections refused (PROXY header)",
+    "refused_denied": "connections refused (allow/deny list)",
+    "refused_per_peer": "connections refused (per-peer limit)",
+    "refused_rate": "connections refused (accept rate limit)",
+}
+
+
+async def _lingering_close(conn: Connection) -> None:
+    """Send EOF, discard the peer's input for up to ``LINGER_TIMEOUT``, then close.
+
+    Closing with unread input makes the kernel send a reset, and a peer that gets a reset
+    may lose the bytes we sent before it read them. Sending EOF first lets the peer see a
+    clean end; reading until its EOF (or the timeout) leaves nothing unread (nginx's
+    ``lingering_close``). Call it shielded: it is bounded by its own timeout.
+    """
+    try:
+        with trio.move_on_after(LINGER_TIMEOUT):
+            await conn.send_eof()
+            while await conn.receive_some():
+                pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+        pass  # the peer is gone, or the stream is: nothing to linger for
+    except TypeError:
+        pass  # a stream that cannot half-close
+    finally:
+        await trio.aclose_forcefully(conn)
+
+
+def _ragged_tls_eof(conn: Connection, exc: Exception) -> bool:
+    """The handler ended on a TLS stream whose peer closed without close_notify."""
+    if not isinstance(conn.stream, trio.SSLStream) or not isinstance(exc, trio.BrokenResourceError):
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, ssl.SSLEOFError) or (
+        isinstance(cause, ssl.SSLSyscallError) and not cause.errno
+    )
+
+
 def handler_error_kind(exc: Exception) -> Literal["reset", "protocol_errors", "failed"]:
     """The ``ServerStats`` counter a handler's exception goes to.
 
@@ -201,8 +258,6 @@ class Server:
 
     Attributes:
       listeners: the listeners it accepts on (closed once shutdown begins).
-      closing: a ``trio.Event`` set when graceful shutdown begins (``Connection.closing``
-        is the same event).
       grace_period: seconds handlers get to finish after :meth:`close`.
     """
 
@@ -226,7 +281,8 @@ class Server:
         if handler_errors not in ("log", "raise"):
             raise ValueError("handler_errors must be 'log' or 'raise'")
         self.listeners = list(listeners)
-        self.closing = trio.Event()
+        self._closing = trio.Event()  # shared with every Connection (conn.is_closing)
+        self._log = LogThrottle(logger)
         self.grace_period = grace_period
         self._handler = handler
         self._max_connections = max_connections
@@ -238,7 +294,6 @@ class Server:
         self._drained = trio.Event()
         self._accept_scope: trio.CancelScope | None = None
         self._handler_scope: trio.CancelScope | None = None
-        self._dropping = False
         self._counters = dict.fromkeys(
             ("accepted", "dropped", "failed", "reset", "protocol_errors", "timed_out"), 0
         )
@@ -252,7 +307,12 @@ class Server:
         # the drained state, so a batch of accepts cannot overshoot the limit.
         self._starting = 0
         self._counters.update(
-            tls_failed=0, proxy_rejected=0, refused_denied=0, refused_per_peer=0, refused_rate=0
+            tls_failed=0,
+            proxy_rejected=0,
+            refused_denied=0,
+            refused_per_peer=0,
+            refused_rate=0,
+            cut=0,
         )
 
     # ------------------------------------------------------------------ public view
@@ -292,23 +352,42 @@ class Server:
 
     # ------------------------------------------------------------------ shutdown
 
+    @property
+    def is_closing(self) -> bool:
+        """True once a graceful shutdown began (:meth:`close`), or the server stopped."""
+        return self._closing.is_set()
+
+    async def wait_closing(self) -> None:
+        """Return once a graceful shutdown began (at once if it has).
+
+        Cancellation: an ordinary checkpoint; there is nothing to undo.
+        """
+        await self._closing.wait()
+
     def close(self) -> None:
         """Begin a graceful shutdown and return at once; harmless to call twice.
 
-        Stops accepting (the listeners are closed), sets :attr:`closing`, and gives running
-        handlers ``grace_period`` seconds before they are cancelled.
+        Stops accepting (the listeners are closed) and marks every connection as closing
+        (``conn.is_closing``; ``until_closing`` iterators waiting on a quiet peer wake up and
+        stop). Connections are otherwise served as before, until the peer ends them or
+        ``grace_period`` seconds pass; then their handlers are cancelled and the connections
+        closed (see :func:`serve`).
         """
-        if self.closing.is_set():
+        if self._closing.is_set():
             return
-        self.closing.set()
+        self._closing.set()
         if self._accept_scope is not None:
             self._accept_scope.cancel()
         if self._handler_scope is not None:
             self._handler_scope.deadline = trio.current_time() + self.grace_period
+        for conn in self._connections:
+            wake = conn._wake_scope
+            if wake is not None:
+                wake.cancel()
         self._check_drained()
 
     def _check_drained(self) -> None:
-        if self.closing.is_set() and not self._connections and not self._starting:
+        if self._closing.is_set() and not self._connections and not self._starting:
             self._drained.set()
 
     async def aclose(self) -> None:
@@ -360,6 +439,8 @@ class Server:
                 watchdog = trio.CancelScope()
                 if self._idle_timeout is not None:
                     handlers.start_soon(self._idle_watchdog, watchdog, self._idle_timeout)
+                flusher = trio.CancelScope()
+                handlers.start_soon(self._flush_logs, flusher)
                 try:
                     async with trio.open_nursery() as acceptors:
                         self._accept_scope = acceptors.cancel_scope
@@ -373,9 +454,23 @@ class Server:
                 # The accept loops only end when close() cancelled them.
                 await self._drained.wait()
                 watchdog.cancel()
+                flusher.cancel()
         finally:
-            self.closing.set()
+            self._closing.set()
+            self._log.flush()
+            cut = self._counters["cut"]
+            if cut:
+                logger.warning(
+                    "stopped: cut %d connection%s that %s still open",
+                    cut,
+                    "" if cut == 1 else "s",
+                    "was" if cut == 1 else "were",
+                )
             self._closed.set()
+
+    async def _flush_logs(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._log.run()
 
     async def _accept_loop(
         self, listener: trio.abc.Listener[trio.abc.Stream], handlers: trio.Nursery
@@ -392,7 +487,10 @@ class Server:
                     except OSError as exc:
                         if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                             raise
-                        logger.error(
+                        self._log.event(
+                            "accept_failed",
+                            logging.ERROR,
+                            "accept() failed",
                             "accept() failed with %s (%s); retrying in %.2f s",
                             errno.errorcode.get(exc.errno or 0, "?"),
                             os.strerror(exc.errno or 0),
@@ -410,9 +508,6 @@ class Server:
                     self._drop(stream, limit)
                     await trio.aclose_forcefully(stream)
                     continue
-                if self._dropping:
-                    self._dropping = False
-                    logger.info("accepting again (%d dropped so far)", self._counters["dropped"])
                 self._starting += 1
                 handlers.start_soon(self._run_connection, stream)
         finally:
@@ -421,11 +516,13 @@ class Server:
 
     def _drop(self, stream: trio.abc.Stream, limit: int) -> None:
         self._counters["dropped"] += 1
-        if not self._dropping:  # once per episode, not once per connection in a flood
-            self._dropping = True
-            logger.warning(
-                "max_connections=%d reached: dropping new connections until one closes", limit
-            )
+        self._log.event(
+            "dropped",
+            logging.WARNING,
+            f"connections dropped (max_connections={limit})",
+            "max_connections=%d reached: dropping new connections until one closes",
+            limit,
+        )
 
     async def _run_connection(self, stream: trio.abc.Stream) -> None:
         # The accept loop counted this connection in _starting; it moves to _connections
@@ -438,8 +535,10 @@ class Server:
                     prepared = await self._setup.run(stream)
                 except Refused as refusal:
                     self._counters[refusal.kind] += 1
-                    logger.log(
-                        logging.DEBUG if refusal.quiet else logging.INFO,
+                    self._log.event(
+                        refusal.kind,
+                        logging.WARNING,
+                        _REFUSAL_SUMMARY.get(refusal.kind, f"connections refused ({refusal.kind})"),
                         "connection from %s refused: %s",
                         format_address(_stream_peer_address(stream, peer=True)),
                         refusal.reason,
@@ -452,7 +551,7 @@ class Server:
                         await trio.aclose_forcefully(stream)
                     raise
                 stream, peer, release = prepared.stream, prepared.peer, prepared.release
-            conn = Connection(stream, peer=peer, closing=self.closing)
+            conn = Connection(stream, peer=peer, closing=self._closing)
             self._connections[conn] = None
         finally:
             self._starting -= 1
@@ -485,9 +584,19 @@ class Server:
                 )
             # Shielded: at the grace deadline or a hard stop the close must still happen
             # (and must not replace the handler's own exception with Cancelled).
+            cut = _cancelled()
+            if cut:
+                self._counters["cut"] += 1
+            # The grace deadline (not a hard stop, which cancels from outside) lingers.
+            deadline = cut and self._handler_scope is not None and self._handler_scope.cancel_called
             with trio.CancelScope(shield=True):
-                if isinstance(conn.stream, trio.SSLStream) and not _cancelled():
-                    await close_tls(conn)  # close_notify (bounded): a clean end for the client
+                if isinstance(conn.stream, trio.SSLStream):
+                    if cut:
+                        await trio.aclose_forcefully(conn)
+                    else:
+                        await close_tls(conn)  # close_notify (bounded): a clean end
+                elif deadline or (not cut and conn._unread_on_socket()):
+                    await _lingering_close(conn)
                 else:
                     await trio.aclose_forcefully(conn)
 
@@ -513,14 +622,51 @@ class Server:
         raise exc
 
     def _record_failure(self, conn: Connection, exc: Exception) -> None:
+        if _ragged_tls_eof(conn, exc):
+            # The TLS peer closed its socket without close_notify (Python's ssl client and
+            # most HTTPS clients do): the peer ended the conversation, it did not break it.
+            logger.debug("%r: the TLS peer closed without close_notify", conn)
+            return
         kind = handler_error_kind(exc)
         self._counters[kind] += 1
         if kind == "reset":
-            logger.info("%r: the peer broke the connection (%s)", conn, exc)
+            self._log.event(
+                "reset",
+                logging.INFO,
+                "connections broken by the peer",
+                "%r: the peer broke the connection (%s)",
+                conn,
+                exc.__cause__ or exc,
+            )
         elif kind == "protocol_errors":
-            logger.warning("%r closed: %s", conn, exc)
+            if all(isinstance(leaf, IncompleteFrameError) for leaf in _leaves(exc)):
+                # A peer that hangs up mid-line is ordinary on the Internet, not a warning.
+                self._log.event(
+                    "incomplete",
+                    logging.INFO,
+                    "peers closed mid-frame",
+                    "%r closed: %s",
+                    conn,
+                    exc,
+                )
+            else:
+                self._log.event(
+                    "protocol_errors",
+                    logging.WARNING,
+                    "connections closed for protocol errors",
+                    "%r closed: %s",
+                    conn,
+                    exc,
+                )
         else:
-            logger.error("%r: handler raised", conn, exc_info=exc)
+            self._log.event(
+                "failed",
+                logging.ERROR,
+                "handlers raised",
+                "%r: handler raised",
+                conn,
+                exc_info=exc,
+            )
 
     async def _idle_watchdog(self, scope: trio.CancelScope, idle_timeout: float) -> None:
         # One task per server, not one per connection: it scans every idle_timeout/4, so a
@@ -538,7 +684,14 @@ class Server:
                         and not conn_scope.cancel_called
                     ):
                         self._counters["timed_out"] += 1
-                        logger.info("%r idle for %.3g s: closing", conn, idle_timeout)
+                        self._log.event(
+                            "timed_out",
+                            logging.INFO,
+                            "idle connections closed",
+                            "%r idle for %.3g s: closing",
+                            conn,
+                            idle_timeout,
+                        )
                         conn_scope.cancel()
 
 
@@ -624,6 +777,24 @@ async def serve(
     the :class:`Server` once it accepts connections. Each connection runs in its own task in
     a nursery, as a :class:`Connection`, and is closed when the handler returns.
 
+    Shutdown: after :meth:`Server.close` (or ``aclose``) the server stops accepting at once
+    and serves every existing connection until its peer ends it or ``grace_period`` ends
+    (Node's and asyncio's ``close()`` leave connections alone; we add the deadline). A
+    handler may end earlier at a boundary it chooses: ``conn.is_closing``,
+    ``conn.is_closing_and_quiet`` (closing, and nothing of the peer's buffered or waiting on
+    the socket), and the ``until_closing=True`` option of ``conn.lines``/``frames``/``chunks``,
+    which stop at such a boundary and wake up if they were waiting on a quiet peer. At the
+    deadline the handlers still running are cancelled (counted in ``stats.cut``, logged in
+    one line) and their connections closed without resetting the peer where the OS allows:
+    EOF first, the peer's input discarded for up to :data:`LINGER_TIMEOUT`, then close
+    (nginx's ``lingering_close``). A handler that returns with the peer's input unread on the
+    socket is closed the same way.
+
+    Logging (the ``trio_tcp`` logger; the library adds no handlers): every event a peer can
+    repeat (refusals, drops, resets, timeouts, protocol errors, TLS and PROXY failures,
+    ``accept()`` errors) is logged in full the first time, then in one summary line per
+    10 s with the count; ``server.stats`` counts every one.
+
     Args:
       handler: ``async def handler(conn: Connection)``.
       port: the TCP port; 0 picks a free one (the same on every address: ``server.port``).
@@ -636,10 +807,11 @@ async def serve(
       backlog: the listen queue length (default: as long as the OS allows).
       reuse_port: set ``SO_REUSEPORT`` so several processes can share the port.
       max_connections: connections beyond this many live ones are accepted and closed at
-        once, counted as ``dropped`` and logged once per episode. ``None``: no limit.
+        once, counted as ``dropped`` (logged as above). ``None``: no limit.
       idle_timeout: close a connection that received nothing for this many seconds
         (checked every quarter of it). ``None``: never.
-      grace_period: seconds handlers get to finish after :meth:`Server.close`.
+      grace_period: seconds existing connections are still served after
+        :meth:`Server.close` (see Shutdown above); 0 cuts them at once.
       handler_errors: ``"log"`` (default): a handler's exception is logged on the
         ``trio_tcp`` logger and closes only its connection. ``"raise"``: it propagates and
         stops the server (for tests).
@@ -667,7 +839,7 @@ async def serve(
       max_accept_rate: new connections admitted per second on average, in bursts of up to
         one second's worth (``None``: no limit).
         Admission refusals close the connection before any TLS handshake, are counted as
-        ``refused_denied``/``refused_per_peer``/``refused_rate`` and logged once per episode.
+        ``refused_denied``/``refused_per_peer``/``refused_rate`` and logged as above.
 
     Raises:
       OSError: the address cannot be bound (``errno.EADDRINUSE``: in use).
@@ -675,8 +847,8 @@ async def serve(
       ValueError: an option is out of range.
 
     Cancellation: cancelling the surrounding scope is the hard stop: every handler is
-    cancelled and every socket closed at once. :meth:`Server.aclose` is the graceful one;
-    once it completes, this function returns.
+    cancelled and every socket closed at once (no linger; counted in ``stats.cut``).
+    :meth:`Server.aclose` is the graceful one; once it completes, this function returns.
     """
     listeners: list[trio.abc.Listener[Any]]
     if unix_path is not None:

@@ -16,12 +16,19 @@ crash is a bug, and restarting it in a loop in-process hides it from the one pla
 restart policy, back-off and alerting (systemd's ``Restart=``, Kubernetes). The other workers
 keep serving: the kernel stops routing to a closed ``SO_REUSEPORT`` socket at once. When the
 last worker is gone the parent exits 1, so that supervisor restarts the whole group.
+
+Coordination does not parse output: each worker gets the write end of a pipe
+(``--ready-fd``) and writes ``ready`` to it once it listens. Its stdout and stderr are pipes
+the parent copies to its own, whole lines at a time, each tagged ``[w2]``, through the
+parent's output threads (a blocked terminal holds up the workers' output, never the parent's
+event loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import socket
 import subprocess
@@ -31,6 +38,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ._cli_options import OptionError
+from ._output import FdWriter, writer_for
 
 __all__ = ["run_workers"]
 
@@ -64,36 +72,45 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _die_with_parent() -> None:
-    """In the forked worker: get SIGTERM if the parent dies (Linux ``PR_SET_PDEATHSIG``).
-
-    Without it a parent killed with SIGKILL would leave its workers serving forever, owned
-    by init. Elsewhere this does nothing (the workers then outlive a SIGKILLed parent).
-    """
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+# Seconds the parent waits, after the last worker exited, for the workers' last lines.
+_FORWARD_LINGER = 2.0
 
 
-async def _forward_output(worker: _Worker) -> None:
-    """Copy the worker's stdout to ours, line by line, tagged ``[w1]``."""
-    stdout = worker.process.stdout
-    assert stdout is not None
-    pending = b""
-    async with stdout:
-        while chunk := await stdout.receive_some():
+async def _forward_output(
+    worker: _Worker, pipe: trio.abc.ReceiveStream, out: FdWriter, copied: trio.Event
+) -> None:
+    """Copy a worker's pipe to ``out`` whole lines at a time, each tagged ``[w1]``."""
+    tag = f"[w{worker.index}] ".encode()
+    pending = bytearray()
+    try:
+        await _copy_lines(pipe, out, tag, pending)
+    finally:
+        copied.set()
+
+
+async def _copy_lines(
+    pipe: trio.abc.ReceiveStream, out: FdWriter, tag: bytes, pending: bytearray
+) -> None:
+    async with pipe:
+        while chunk := await pipe.receive_some():
             pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                text = line.decode("utf-8", "replace")
-                if text.startswith("listening on"):
-                    worker.listening.set()
-                    continue  # the parent prints one line for all workers
-                print(f"[w{worker.index}] {text}", flush=True)
+            end = pending.rfind(b"\n") + 1
+            if end:
+                lines = bytes(pending[:end]).splitlines(keepends=True)
+                del pending[:end]
+                await out.write(tag, b"".join(tag + line for line in lines))
+        if pending:  # a last line without its ending (the worker died mid-write)
+            await out.write(tag, tag + bytes(pending) + b"\n")
+
+
+async def _wait_ready(worker: _Worker, ready_fd: int) -> None:
+    """Set ``worker.listening`` when the worker writes ``ready`` to its pipe."""
+    async with trio.lowlevel.FdStream(ready_fd) as pipe:
+        received = b""
+        while chunk := await pipe.receive_some():
+            received += chunk
+        if received.startswith(b"ready"):
+            worker.listening.set()
 
 
 async def run_workers(args: argparse.Namespace) -> None:
@@ -111,21 +128,51 @@ async def run_workers(args: argparse.Namespace) -> None:
     port = int(placeholder.getsockname()[1])
     command = [sys.executable, "-m", "trio_tcp", *args.argv, "--port", str(port)]
     workers: list[_Worker] = []
+    stdout, stderr = writer_for(sys.stdout.fileno()), writer_for(sys.stderr.fileno())
+    stdout.attach()
+    stderr.attach()
+    forwarded: list[trio.Event] = []
+    # The lifeline: every worker holds the read end, only we hold the write end. When we
+    # exit, however we die (even SIGKILL), the kernel closes it and the workers read EOF
+    # and shut down. (Linux's PR_SET_PDEATHSIG is no substitute: it fires when the parent
+    # *thread* exits, and Trio forks from a worker thread that exits after 10 s idle.)
+    lifeline_read, lifeline_write = os.pipe()
     shutting_down = False
     died: list[str] = []
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 for index in range(1, args.workers + 1):
-                    process = await trio.lowlevel.open_process(
-                        [*command, "--worker-index", str(index)],
-                        stdout=subprocess.PIPE,
-                        start_new_session=True,  # a terminal's Ctrl-C reaches only us
-                        preexec_fn=_die_with_parent,
-                    )
+                    ready_read, ready_write = os.pipe()
+                    try:
+                        process = await trio.lowlevel.open_process(
+                            [
+                                *command,
+                                "--worker-index",
+                                str(index),
+                                "--ready-fd",
+                                str(ready_write),
+                                "--parent-fd",
+                                str(lifeline_read),
+                            ],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            pass_fds=(ready_write, lifeline_read),
+                            start_new_session=True,  # a terminal's Ctrl-C reaches only us
+                        )
+                    except BaseException:
+                        os.close(ready_read)
+                        raise
+                    finally:
+                        os.close(ready_write)
                     worker = _Worker(index, process)
                     workers.append(worker)
-                    nursery.start_soon(_forward_output, worker)
+                    assert process.stdout is not None and process.stderr is not None
+                    nursery.start_soon(_wait_ready, worker, ready_read)
+                    for pipe, out in ((process.stdout, stdout), (process.stderr, stderr)):
+                        copied = trio.Event()
+                        forwarded.append(copied)
+                        nursery.start_soon(_forward_output, worker, pipe, out, copied)
 
                 async def watch(worker: _Worker) -> None:
                     code = await worker.process.wait()
@@ -138,11 +185,9 @@ async def run_workers(args: argparse.Namespace) -> None:
                     what = f"exited with code {code}" if code >= 0 else f"killed by signal {-code}"
                     alive = sum(w.process.returncode is None for w in workers)
                     died.append(f"worker {worker.index} {what}")
-                    print(
+                    stderr.write_nowait(
                         f"trio-tcp: worker {worker.index} (pid {worker.process.pid}) {what}; "
-                        f"not restarted ({alive} of {len(workers)} left)",
-                        file=sys.stderr,
-                        flush=True,
+                        f"not restarted ({alive} of {len(workers)} left)\n".encode()
                     )
                     if not alive:
                         nursery.cancel_scope.cancel()
@@ -151,19 +196,21 @@ async def run_workers(args: argparse.Namespace) -> None:
                     nursery.start_soon(watch, worker)
                 for worker in workers:
                     await worker.listening.wait()
+                os.close(lifeline_read)
+                lifeline_read = -1
                 where = f"[{args.host}]" if ":" in args.host else args.host
-                print(f"listening on {where}:{port} ({len(workers)} workers)", flush=True)
+                stdout.write_nowait(
+                    f"listening on {where}:{port} ({len(workers)} workers)\n".encode()
+                )
                 placeholder.close()
 
                 async def relay() -> None:
                     nonlocal shutting_down
                     async for signum in signals:
                         if not shutting_down:
-                            print(
+                            stderr.write_nowait(
                                 f"trio-tcp: {signal.Signals(signum).name}: shutting down "
-                                f"{len(workers)} workers",
-                                file=sys.stderr,
-                                flush=True,
+                                f"{len(workers)} workers\n".encode()
                             )
                         shutting_down = True
                         for worker in workers:
@@ -173,13 +220,21 @@ async def run_workers(args: argparse.Namespace) -> None:
                 nursery.start_soon(relay)
                 for worker in workers:
                     await worker.process.wait()
+                # The forwarders end at the workers' EOF: every last line is copied (unless
+                # our own output is blocked: then give up after a moment).
+                with trio.move_on_after(_FORWARD_LINGER):
+                    for copied in forwarded:
+                        await copied.wait()
                 nursery.cancel_scope.cancel()
     finally:
         placeholder.close()
+        if lifeline_read != -1:
+            os.close(lifeline_read)
         with trio.CancelScope(shield=True):
             for worker in workers:
                 if worker.process.returncode is None:
                     worker.process.kill()
                 await worker.process.wait()
+        os.close(lifeline_write)
     if died:
         raise OptionError("; ".join(died), usage=False)

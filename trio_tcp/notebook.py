@@ -222,7 +222,9 @@ class BackgroundTrio:
                 f"see .errors)\n{text}"
             )
             sys.stderr.flush()
-        self.errors.append(exc)  # after the write: whoever sees it here finds the traceback
+        # Recorded after the report is written, so whoever sees it in .errors (another
+        # thread) also finds the traceback printed.
+        self.errors.append(exc)
 
     # -- handing work over -------------------------------------------------------------------
 

@@ -7,8 +7,7 @@ and cancellation.
 
 * Handlers: :func:`print_chunks` (plain Trio), :func:`print_buffers`, :func:`echo`,
   :func:`shout_lines`, :func:`greeting_then_lines`, :class:`ChatRoom` (a queue and a
-  writer task per member), :func:`calculator`, :func:`polite_echo` with
-  :func:`line_or_closing`.
+  writer task per member), :func:`calculator`, :func:`polite_echo`.
 * Kept to show a mistake, never to copy: :func:`shout_chunks` (a chunk taken for a line),
   :class:`NaiveChatRoom` (a broadcast that waits for the slowest member and collides with
   ``trio.BusyResourceError``).
@@ -35,7 +34,6 @@ from ._handlers import (
     calculator,
     echo,
     greeting_then_lines,
-    line_or_closing,
     polite_echo,
     print_buffers,
     print_chunks,
@@ -60,7 +58,6 @@ __all__ = [
     "echo",
     "greeting_then_lines",
     "kernel_sockets",
-    "line_or_closing",
     "polite_echo",
     "print_buffers",
     "print_chunks",

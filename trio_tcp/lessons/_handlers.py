@@ -7,8 +7,6 @@ concurrent clients, faults, a member that never reads).
 
 from __future__ import annotations
 
-import contextlib
-
 import trio
 
 from .._connection import Connection
@@ -21,7 +19,6 @@ __all__ = [
     "calculator",
     "echo",
     "greeting_then_lines",
-    "line_or_closing",
     "polite_echo",
     "print_buffers",
     "print_chunks",
@@ -238,71 +235,17 @@ async def calculator(conn: Connection) -> None:
         await conn.send_all(b"%d\n" % (int(a) // int(b)))
 
 
-# The graceful-shutdown API is being renamed (``conn.closing``, an Event, becomes
-# ``conn.is_closing`` / ``conn.wait_closing()``); these two work with either.
-def _is_closing(conn: Connection) -> bool:
-    """True once the server that accepted ``conn`` began a graceful shutdown."""
-    flag = getattr(conn, "is_closing", None)
-    if flag is not None:
-        return bool(flag)
-    return bool(conn.closing.is_set())  # type: ignore[attr-defined,unused-ignore]
-
-
-async def _wait_closing(conn: Connection) -> None:
-    """Return when the server that accepted ``conn`` begins a graceful shutdown.
-
-    Cancellation: an ordinary checkpoint, nothing to undo.
-    """
-    wait = getattr(conn, "wait_closing", None)
-    if wait is not None:
-        await wait()
-    else:
-        await conn.closing.wait()  # type: ignore[attr-defined,unused-ignore]
-
-
-async def line_or_closing(conn: Connection) -> bytes | None:
-    """The next line, or ``None`` once the server is closing or the client ended its side.
-
-    Races ``conn.receive_line()`` against ``conn.wait_closing()`` in a nursery: whichever
-    finishes first cancels the other. A cancelled read loses no bytes (they stay in the
-    connection's buffer), so nothing is half-read when the server starts closing.
-
-    Raises:
-      IncompleteFrameError: the stream ended inside a line.
-
-    Cancellation: both waits are cancelled; buffered bytes stay buffered.
-    """
-    if _is_closing(conn):
-        await trio.lowlevel.checkpoint()
-        return None
-    line: bytes | None = None
-    async with trio.open_nursery() as nursery:
-
-        async def read() -> None:
-            nonlocal line
-            with contextlib.suppress(EndOfStream):
-                line = await conn.receive_line()
-            nursery.cancel_scope.cancel()
-
-        async def watch() -> None:
-            await _wait_closing(conn)
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(read)
-        nursery.start_soon(watch)
-    return line
-
-
 async def polite_echo(conn: Connection) -> None:
     """Echo lines until the server starts closing, then say ``goodbye`` and return.
 
-    A line being answered is always answered whole: only the *wait* for the next line is
-    interrupted by the shutdown (see :func:`line_or_closing`), never a ``send_all``. If the
-    client ends its side first, the handler simply returns.
+    ``conn.lines(until_closing=True)`` ends like an end of stream once the server is closing
+    and the peer is quiet (nothing buffered or waiting) at a line boundary, waking up if it
+    was waiting for a line when the shutdown began; a line being answered is always answered
+    whole. If the client ends its side first, the handler simply returns.
 
     Cancellation: at the end of the grace period the server cancels it like any handler.
     """
-    while (line := await line_or_closing(conn)) is not None:
+    async for line in conn.lines(until_closing=True):
         await conn.send_all(line + b"\n")
-    if _is_closing(conn):
+    if conn.is_closing:
         await conn.send_all(b"goodbye\n")

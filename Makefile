@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest notebook notebooks bench clean
+.PHONY: demo test lint typecheck pytest docs notebook notebooks bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The documentation site: warnings are errors (-W) and every reference must resolve (-n);
+# -E rereads everything, as autodoc output depends on the code and docs/_ext.
+# tests/test_docs.py builds it too, so `make test` fails on a broken page.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -E -W -n --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 notebook: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab
 	$(BIN)/jupyter lab notebooks/
@@ -46,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info docs/_build

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 from _cli_process import ServeProcess, run_cli
+from _waiting import HandlerLog
 
 import trio_tcp
 from trio_tcp._admission import Admission
@@ -33,9 +34,11 @@ async def nursery() -> AsyncIterator[trio.Nursery]:
         nursery.cancel_scope.cancel()
 
 
-async def start(nursery: trio.Nursery, **options: Any) -> trio_tcp.Server:
+async def start(
+    nursery: trio.Nursery, handler: trio_tcp.Handler = hold, **options: Any
+) -> trio_tcp.Server:
     server: trio_tcp.Server = await nursery.start(
-        lambda task_status: trio_tcp.serve(hold, 0, task_status=task_status, **options)
+        lambda task_status: trio_tcp.serve(handler, 0, task_status=task_status, **options)
     )
     return server
 
@@ -144,8 +147,9 @@ async def test_allow_list_admits_loopback(nursery: trio.Nursery) -> None:
 
 async def test_per_peer_limit_over_sockets(nursery: trio.Nursery) -> None:
     """max_connections_per_peer=2: the third concurrent connection is refused, then allowed."""
+    handlers = HandlerLog(hold)
     with trio.fail_after(GUARD):
-        server = await start(nursery, max_connections_per_peer=2)
+        server = await start(nursery, handlers, max_connections_per_peer=2)
         port = server.port or 0
         first = await trio_tcp.open_connection("127.0.0.1", port)
         second = await trio_tcp.open_connection("127.0.0.1", port)
@@ -155,8 +159,8 @@ async def test_per_peer_limit_over_sockets(nursery: trio.Nursery) -> None:
         assert not await served(port)
         assert server.stats.refused_per_peer == 1
         await first.aclose()
-        while server.stats.active > 1:  # the server notices the close
-            await trio.sleep(0.01)
+        await handlers.wait_ended(1)  # the server notices the close
+        assert server.stats.active == 1
         assert await served(port)
         await second.aclose()
 
@@ -192,14 +196,15 @@ async def test_open_and_close_log_events_carry_fields(
 ) -> None:
     """connection_open/close records have peer, duration and bytes each way as extra fields."""
     caplog.set_level(logging.DEBUG, logger="trio_tcp")
+    handlers = HandlerLog(hold)
     with trio.fail_after(GUARD):
-        server = await start(nursery)
+        server = await start(nursery, handlers)
         async with await trio_tcp.open_connection("127.0.0.1", server.port or 0) as conn:
             client = trio_tcp.format_address(conn.local)
             await conn.send_all(b"12345")
             assert await conn.receive_exactly(5) == b"12345"
-        while server.stats.active or server.stats.bytes_sent < 5:
-            await trio.sleep(0.01)
+        await handlers.wait_ended(1)
+        assert server.stats.active == 0 and server.stats.bytes_sent == 5
         await server.aclose()
     events = {getattr(r, "event", None): r for r in caplog.records}
     opened, closed = events["connection_open"], events["connection_close"]

@@ -55,11 +55,16 @@ async def test_lines_mode_prints_each_line_decoded(lines_server: ServeProcess) -
     """Lines split across writes print whole, decoded as UTF-8; invalid bytes escaped."""
     with trio.fail_after(TIMEOUT):
         async with await connect(lines_server) as conn:
-            for piece in [b"hel", b"lo\r\nw\xc3", b"\xb6rld\n\xff bad\n", b"tail"]:
-                await conn.send_all(piece)
-                await trio.sleep(0.01)  # let each piece arrive as its own chunk
-            await conn.send_eof()
             tag = (await wait_for(lines_server, "connected from")).split()[0]
+            # Each piece after the server printed what the one before completed: "w\xc3"
+            # and "\xb6rld" arrive apart, splitting a UTF-8 character (no timing involved).
+            await conn.send_all(b"hel")
+            await conn.send_all(b"lo\r\nw\xc3")
+            await wait_for(lines_server, f"{tag} hello")
+            await conn.send_all(b"\xb6rld\n\xff bad\n")
+            await wait_for(lines_server, f"{tag} \\xff bad")
+            await conn.send_all(b"tail")
+            await conn.send_eof()
             await wait_for(lines_server, f"{tag} closed")
     printed = [line for line in lines_server.lines if line.startswith(tag + " ")]
     assert printed[1:] == [

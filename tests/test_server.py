@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _waiting import HandlerLog, log_waiter
 
 import trio_tcp
 from trio_tcp import Connection, Server
@@ -230,11 +231,12 @@ async def test_max_connections_drops_extra_and_logs_once(
 ) -> None:
     """Over max_connections a connection is accepted and closed at once, logged once."""
     caplog.set_level(logging.INFO, logger="trio_tcp")
+    handlers = HandlerLog(echo)
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
                 lambda task_status: trio_tcp.serve(
-                    echo, 0, max_connections=2, task_status=task_status
+                    handlers, 0, max_connections=2, task_status=task_status
                 )
             )
             port = server.port or 0
@@ -251,8 +253,8 @@ async def test_max_connections_drops_extra_and_logs_once(
             warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
             assert len(warnings) == 1 and "max_connections=2" in warnings[0].getMessage()
             await first.aclose()
-            while server.stats.active > 1:
-                await trio.sleep(0.01)
+            await handlers.wait_ended(1)
+            assert server.stats.active == 1
             third = await trio_tcp.open_connection(port=port)
             await third.send_all(b"ok")
             assert await third.receive_exactly(2) == b"ok"
@@ -306,9 +308,10 @@ async def test_peer_reset_only_affects_its_connection() -> None:
             await trio.sleep(0.05)
             await conn.send_all(chunk)
 
+    handlers = HandlerLog(handler)
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
-            server: Server = await nursery.start(trio_tcp.serve, handler, 0)
+            server: Server = await nursery.start(trio_tcp.serve, handlers, 0)
             port = server.port or 0
             raw = socket.create_connection(("127.0.0.1", port))
             raw.sendall(b"x" * 1000)
@@ -319,8 +322,8 @@ async def test_peer_reset_only_affects_its_connection() -> None:
             async with await trio_tcp.open_connection(port=port) as other:
                 await other.send_all(b"still here")
                 assert await other.receive_exactly(10) == b"still here"
-            while server.stats.active:
-                await trio.sleep(0.01)
+            await handlers.wait_ended(2)
+            assert server.stats.active == 0
             assert server.stats.failed == 0
             assert server.stats.reset == 1
             await server.aclose()
@@ -499,21 +502,27 @@ async def test_port_zero_gives_one_port_for_every_family() -> None:
 
 async def test_connections_and_stats_track_live_connections() -> None:
     """server.connections lists live Connections with their peers; stats count bytes."""
+    echoed = trio.Event()
+
+    async def echo_and_tell(conn: Connection) -> None:
+        async for chunk in conn:
+            await conn.send_all(chunk)  # counted in bytes_sent once it has returned
+            echoed.set()
+
+    handlers = HandlerLog(echo_and_tell)
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
-            server: Server = await nursery.start(trio_tcp.serve, echo, 0)
+            server: Server = await nursery.start(trio_tcp.serve, handlers, 0)
             async with await trio_tcp.open_connection(port=server.port or 0) as conn:
                 await conn.send_all(b"12345")
                 assert await conn.receive_exactly(5) == b"12345"
                 [live] = server.connections
-                while live.bytes_sent < 5:  # send_all counts once it has returned
-                    await trio.sleep(0.01)
+                await echoed.wait()
                 assert live.peer == conn.local
                 assert live.local == conn.peer == ("127.0.0.1", server.port)
                 assert live.bytes_received == live.bytes_sent == 5
                 assert server.stats.active == 1
-            while server.stats.active:
-                await trio.sleep(0.01)
+            await handlers.wait_ended(1)
             stats = server.stats
             assert (stats.accepted, stats.bytes_received, stats.bytes_sent) == (1, 5, 5)
             await server.aclose()
@@ -585,25 +594,35 @@ async def test_graceful_shutdown_on_every_transport(transport_server: Any) -> No
 
 async def test_max_connections_holds_when_a_batch_is_accepted_at_once() -> None:
     """Twenty connections waiting in the backlog, one accept batch: still at most the limit."""
-    peak = 0
+    running = peak = 0
+    release = trio.Event()
 
     async def slow(conn: Connection) -> None:
-        await trio.sleep(0.3)
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await release.wait()
+        finally:
+            running -= 1
 
+    handlers = HandlerLog(slow)
     with trio.fail_after(GUARD):
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
-                partial(trio_tcp.serve, slow, 0, max_connections=2)
+                partial(trio_tcp.serve, handlers, 0, max_connections=2)
             )
             # Blocking connects complete in the kernel's backlog before the server accepts.
             clients = [socket.create_connection(("127.0.0.1", server.port or 0)) for _ in range(20)]
             try:
-                for _ in range(20):
-                    await trio.sleep(0.01)
-                    peak = max(peak, server.stats.active)
-                assert peak == 2
+                await handlers.wait_started(2)
+                # The batch is accepted without waiting on the kernel: once every task
+                # waits, the accept loop has handed out or dropped all twenty.
+                await trio.testing.wait_all_tasks_blocked()
+                assert (peak, handlers.started) == (2, 2)
                 assert server.stats.dropped == 18
             finally:
+                release.set()
                 for client in clients:
                     client.close()
             await server.aclose()
@@ -616,7 +635,7 @@ async def test_a_reset_peer_cannot_skip_the_allow_list() -> None:
     async def handler(conn: Connection) -> None:
         seen.append(await conn.receive_some())
 
-    with trio.fail_after(GUARD):
+    with trio.fail_after(GUARD), log_waiter() as logs:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
                 partial(trio_tcp.serve, handler, 0, allow=["10.0.0.0/8"])
@@ -625,8 +644,8 @@ async def test_a_reset_peer_cannot_skip_the_allow_list() -> None:
             raw.sendall(b"do-something")
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             raw.close()  # RST: getpeername() now fails on the server's socket
-            while server.stats.refused_denied == 0:
-                await trio.sleep(0.01)
+            await logs.wait_for("refused")
+            assert server.stats.refused_denied == 1
             assert seen == []
             await server.aclose()
 
@@ -665,7 +684,7 @@ async def test_a_reset_peer_cannot_pass_as_a_trusted_proxy() -> None:
     async def handler(conn: Connection) -> None:
         seen.append(conn.peer)
 
-    with trio.fail_after(GUARD):
+    with trio.fail_after(GUARD), log_waiter() as logs:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(
                 partial(
@@ -676,8 +695,8 @@ async def test_a_reset_peer_cannot_pass_as_a_trusted_proxy() -> None:
             raw.sendall(b"PROXY TCP4 6.6.6.6 127.0.0.1 1234 80\r\nhello")
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             raw.close()
-            while server.stats.proxy_rejected == 0:
-                await trio.sleep(0.01)
+            await logs.wait_for("refused")
+            assert server.stats.proxy_rejected == 1
             assert seen == []
             await server.aclose()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+TESTING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "howto" / "testing.md"
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
 
@@ -137,11 +137,10 @@ def test_plugin_imports_without_trio() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_readme_testing_example_passes(pytester: pytest.Pytester) -> None:
-    """The README's "Testing your server" example is a test file that passes as written."""
-    text = README.read_text()
-    section = text[text.index("## Testing your server") :]
-    [example] = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[:1]
+def test_docs_testing_example_passes(pytester: pytest.Pytester) -> None:
+    """The docs' "Testing your server" example is a test file that passes as written."""
+    text = TESTING_PAGE.read_text()
+    [example] = re.findall(r"```python\n(# test_echo.py\n.*?)```", text, flags=re.DOTALL)
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     pytester.makepyfile(test_echo=example)
     pytester.runpytest_inprocess().assert_outcomes(passed=7)

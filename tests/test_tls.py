@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 import trustme
 from _cli_process import ServeProcess, run_cli
+from _waiting import log_waiter
 
 import trio_tcp
 
@@ -118,16 +120,14 @@ async def test_handler_sees_plaintext_and_the_client_address(
 
 async def test_client_rejects_an_untrusted_certificate(tls_server: trio_tcp.Server) -> None:
     """open_connection with a context that does not trust the CA fails the handshake."""
-    with trio.fail_after(GUARD):
+    with trio.fail_after(GUARD), log_waiter() as logs:
         untrusting = ssl.create_default_context()  # system CAs only: not our test CA
         with pytest.raises(trio.BrokenResourceError) as info:
             await trio_tcp.open_connection(
                 "127.0.0.1", tls_server.port or 0, ssl_context=untrusting
             )
         assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
-        with trio.fail_after(GUARD):
-            while tls_server.stats.tls_failed == 0:  # the server sees the aborted handshake
-                await trio.sleep(0.01)
+        await logs.wait_for("refused")  # the server sees the aborted handshake
         assert tls_server.stats.tls_failed == 1
 
 
@@ -243,8 +243,10 @@ async def test_stalled_handshakes_count_against_max_connections(
                 )
             )
             silent = await trio.open_tcp_stream("127.0.0.1", server.port)
-            while server.stats.accepted < 1:
-                await trio.sleep(0.001)
+            # A loopback connect is in the server's accept queue once it returns: when every
+            # task waits, the server has accepted it (and waits for its handshake).
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.stats.accepted == 1
             second = await trio.open_tcp_stream("127.0.0.1", server.port)
             assert await read_until_closed(second) == b""  # dropped at once: the slot is held
             assert server.stats.dropped == 1

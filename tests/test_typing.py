@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _docs_blocks import docs_test_file, named_block
 
 pytest.importorskip("mypy", reason="the typing tests run mypy")
 
@@ -92,13 +93,13 @@ def readme_block(marker: str) -> str:
 
 
 def test_user_programs_pass_mypy_strict_from_outside_the_repository(tmp_path: Path) -> None:
-    """Framer types are inferred everywhere; the README's programs and test file are --strict."""
+    """Framer types are inferred everywhere; the README's and the docs' programs and test file
+    are --strict."""
     assert not tmp_path.is_relative_to(REPO)
     (tmp_path / "user.py").write_text(textwrap.dedent(USER_PROGRAM))
     (tmp_path / "library_example.py").write_text(readme_block("async def shout"))
-    section = README.read_text()[README.read_text().index("## Testing your server") :]
-    (tmp_path / "test_echo.py").write_text(re.findall(r"```python\n(.*?)```", section, re.S)[0])
-    (tmp_path / "run_it.py").write_text(readme_block("# example: run it as a program"))
+    (tmp_path / "test_echo.py").write_text(docs_test_file("howto/testing.md", "test_echo.py"))
+    (tmp_path / "run_it.py").write_text(named_block("howto/program.md", "run-it-as-a-program"))
     result = run_mypy(tmp_path, "user.py", "library_example.py", "test_echo.py", "run_it.py")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found in 4 source files" in result.stdout

@@ -1,5 +1,7 @@
 """trio_tcp: TCP servers and clients with Trio's structured concurrency.
 
+::
+
     import trio, trio_tcp
 
     async def handler(conn: trio_tcp.Connection) -> None:

@@ -549,7 +549,10 @@ class Connection(trio.abc.HalfCloseableStream):
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
-        """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``)."""
+        """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``).
+
+        Cancellation: nothing happens but the waiting.
+        """
         await self.stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
@@ -557,6 +560,9 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Raises:
           TypeError: the wrapped stream cannot half-close (``trio.SSLStream`` cannot).
+
+        Cancellation: as the wrapped stream's ``send_eof`` (Trio's rule: cancelled, the
+        stream may be broken and should be closed).
         """
         if not isinstance(self.stream, trio.abc.HalfCloseableStream):
             raise TypeError(f"{type(self.stream).__name__} cannot half-close (send_eof)")
@@ -798,6 +804,9 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Raises:
           LocalProtocolError: the framer cannot encode it; nothing was sent.
+
+        Cancellation: as :meth:`send_all`: part of the frame may have been sent, so the
+        connection's framing is then undefined; close it.
         """
         await self.send_all(framer.encode(frame))
 

@@ -85,6 +85,9 @@ async def open_tcp_listeners(
     Raises:
       OSError: binding failed (``errno.EADDRINUSE``: the address is in use).
       socket.gaierror: ``host`` cannot be resolved.
+
+    Cancellation: a cancelled call leaves no socket open (listeners already bound are
+    closed).
     """
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be 0-65535, not {port}")
@@ -129,11 +132,18 @@ class UnixSocketListener(trio.abc.Listener[trio.SocketStream]):
         return self.listener.socket
 
     async def accept(self) -> trio.SocketStream:
-        """Accept the next connection (see ``trio.SocketListener.accept``)."""
+        """Accept the next connection (see ``trio.SocketListener.accept``).
+
+        Cancellation: no connection is lost; one not yet accepted waits in the backlog.
+        """
         return await self.listener.accept()
 
     async def aclose(self) -> None:
-        """Close the socket and remove its file. Harmless to call twice."""
+        """Close the socket and remove its file. Harmless to call twice.
+
+        Cancellation: the socket is closed and its file removed even if the call is
+        cancelled (Trio's rule for ``aclose``).
+        """
         try:
             if self.socket.fileno() != -1 and self._identity == _identity(self.path):
                 os.unlink(self.path)
@@ -184,6 +194,8 @@ async def open_unix_listener(
 
     Args:
       mode: if given, ``chmod`` the socket file to this mode (e.g. ``0o600``).
+
+    Cancellation: a cancelled call leaves no socket open.
     """
     if not hasattr(trio.socket, "AF_UNIX"):
         raise OSError(errno.EAFNOSUPPORT, "Unix sockets are not available on this OS")

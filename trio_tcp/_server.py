@@ -404,7 +404,10 @@ class Server:
         await self._closed.wait()
 
     async def wait_closed(self) -> None:
-        """Wait until the server has stopped (after :meth:`close`, or a cancellation)."""
+        """Wait until the server has stopped (after :meth:`close`, or a cancellation).
+
+        Cancellation: stops the waiting only; the server is not affected.
+        """
         await self._closed.wait()
 
     # ------------------------------------------------------------------ clients
@@ -414,6 +417,8 @@ class Server:
 
         Works for TCP and Unix listeners, and for the in-memory listener of
         ``trio_tcp.testing``, so one test can run over any transport.
+
+        Cancellation: a cancelled call leaves nothing open.
         """
         from ._client import open_connection, open_unix_connection
 
@@ -718,6 +723,8 @@ async def serve_listeners(
 
     The machinery of :func:`serve`, which calls this; takes the same options. The server
     takes ownership of the listeners and closes them.
+
+    Cancellation: as :func:`serve`: cancelling the surrounding scope is the hard stop.
     """
     try:
         server = Server(

@@ -316,13 +316,18 @@ class BackgroundTrio:
         context: contextvars.Context,
     ) -> T:
         call: _Call[T] = _Call()
-        self._submit(call, async_fn, args, context)
+        submitted = False
         try:
+            # Inside the try: a SIGINT that lands just after the call was handed over (the
+            # Trio task may already run) must cancel it too.
+            self._submit(call, async_fn, args, context)
+            submitted = True
             while not call.finished.wait(_POLL_INTERVAL):
                 pass
         except BaseException:  # KeyboardInterrupt, mostly
-            self._cancel(call)
-            call.finished.wait(CANCEL_WAIT)
+            if submitted or call in self._calls:
+                self._cancel(call)
+                call.finished.wait(CANCEL_WAIT)
             raise
         return call.outcome()
 
@@ -585,7 +590,7 @@ def show_source(obj: object) -> Any:
     """The source code of ``obj`` (a function or class), for a notebook cell to display.
 
     Returns an ``IPython.display.Markdown`` object (a Python code block): the notebooks show
-    the handlers they import from :mod:`trio_tcp.lessons` this way, so what you read is what
+    the handlers they import from ``trio_tcp.lessons`` this way, so what you read is what
     runs and what the tests check.
     """
     import inspect

@@ -10,6 +10,7 @@ from ._buffer import ReceiveBuffer
 
 __all__ = ["FrameEncoder", "FrameT", "Framer"]
 
+#: The type of the frames a :class:`Framer` hands out (``bytes`` for the framers here).
 FrameT = TypeVar("FrameT")
 
 # Covariant, so that a ``Framer[bytes]`` is a ``Framer[object]``: without it, mypy solves

@@ -8,7 +8,8 @@ from ._buffer import ReceiveBuffer
 
 __all__ = ["DEFAULT_MAX_FRAME_SIZE", "LengthPrefixFramer"]
 
-# websockets' default max_size (2**20): big enough for messages, small enough for many peers.
+#: The largest frame a framer accepts by default, 1 MiB: websockets' default ``max_size``
+#: (2**20), big enough for messages, small enough for many peers.
 DEFAULT_MAX_FRAME_SIZE = 1024 * 1024
 
 _HEADER_SIZES = (1, 2, 4, 8)

@@ -8,7 +8,8 @@ from ._buffer import ReceiveBuffer
 
 __all__ = ["DEFAULT_MAX_LINE_LENGTH", "LineFramer"]
 
-# asyncio's StreamReader default limit (2**16): any line asyncio's readline() accepts, ours does.
+#: The longest line a :class:`LineFramer` accepts by default, 64 KiB: asyncio's StreamReader
+#: limit (2**16), so any line asyncio's ``readline()`` accepts, ours does.
 DEFAULT_MAX_LINE_LENGTH = 64 * 1024
 
 

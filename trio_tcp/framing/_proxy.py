@@ -55,7 +55,9 @@ __all__ = [
     "parse_proxy_header",
 ]
 
+#: ``"PROXY"``: relayed for a client; ``"LOCAL"``: the proxy's own connection (a health check).
 ProxyCommand: TypeAlias = Literal["PROXY", "LOCAL"]
+#: The address family a PROXY header names.
 ProxyFamily: TypeAlias = Literal["TCP4", "TCP6", "UNIX", "UNKNOWN"]
 #: ``(ip, port)`` for TCP4/TCP6, a path for UNIX, ``None`` when there is no address.
 ProxyAddress: TypeAlias = tuple[str, int] | str | None

@@ -8,9 +8,13 @@
   :class:`ResetStream`, :class:`EarlyEOFStream`, :class:`StallStream`; wrap functions
   :func:`rechunk`, :func:`delay`, :func:`reset_after`, :func:`eof_after`, :func:`stall_after`
   chained with :func:`compose` and passed as ``wrap=`` to the memory server.
-* :func:`cancellation_sweep`: cancel a handler at every stream call in turn and check for
-  leaks, unclosed streams, lost or duplicated data and a server that stopped serving.
-* :func:`check_echo_handler`: a conformance check for echo handlers.
+* :func:`cancellation_sweep`: cancel a handler at every point where a task of its tree
+  waits (stream calls, locks, events, channels, sleeps, nurseries), over memory, TCP or a
+  Unix socket, and check for a swallowed ``trio.Cancelled``, leaked tasks, held locks,
+  unclosed streams, lost or duplicated data and a server that stopped serving.
+* Conformance checks: :func:`check_echo_handler`, :func:`check_line_handler` and
+  :func:`check_length_prefixed_handler` (split deliveries, a frame over the limit, end of
+  stream mid-frame, a peer that never reads): ``await check_line_handler(handler)``.
 * A pytest plugin (installed with trio_tcp): ``tcp_server``, ``memory_server`` and
   ``transport_server`` fixtures; see :mod:`trio_tcp.testing._plugin`. Their type,
   :class:`ServerFactory`, is exported here for annotations (``transport_server:
@@ -24,7 +28,7 @@ from __future__ import annotations
 import typing as _typing
 
 from .._exceptions import CheckFailedError
-from ._checks import check_echo_handler
+from ._checks import Respond, check_echo_handler, check_length_prefixed_handler, check_line_handler
 from ._faults import (
     DelayStream,
     EarlyEOFStream,
@@ -41,7 +45,7 @@ from ._faults import (
     stall_after,
 )
 from ._memory import MemoryListener, lockstep_connection_pair, memory_connection_pair, serve_memory
-from ._sweep import ClientScript, SweepPoint, SweepReport, cancellation_sweep
+from ._sweep import ClientScript, SweepPoint, SweepReport, Transport, cancellation_sweep
 
 if _typing.TYPE_CHECKING:
     from ._plugin import ServerFactory
@@ -66,13 +70,17 @@ __all__ = [
     "MemoryListener",
     "RechunkStream",
     "ResetStream",
+    "Respond",
     "ServerFactory",
     "StallStream",
     "SweepPoint",
     "SweepReport",
+    "Transport",
     "Wrap",
     "cancellation_sweep",
     "check_echo_handler",
+    "check_length_prefixed_handler",
+    "check_line_handler",
     "compose",
     "delay",
     "eof_after",

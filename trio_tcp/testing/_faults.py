@@ -53,19 +53,31 @@ class FaultyStream(trio.abc.HalfCloseableStream):
         self.transport_stream = transport_stream
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Forward to the wrapped stream."""
+        """Forward to the wrapped stream.
+
+        Cancellation: as the wrapped stream's.
+        """
         await self.transport_stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        """Forward to the wrapped stream."""
+        """Forward to the wrapped stream.
+
+        Cancellation: as the wrapped stream's.
+        """
         await self.transport_stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Forward to the wrapped stream."""
+        """Forward to the wrapped stream.
+
+        Cancellation: as the wrapped stream's.
+        """
         return await self.transport_stream.receive_some(max_bytes)
 
     async def send_eof(self) -> None:
-        """Forward to the wrapped stream (``TypeError`` if it cannot half-close)."""
+        """Forward to the wrapped stream (``TypeError`` if it cannot half-close).
+
+        Cancellation: as the wrapped stream's.
+        """
         inner = self.transport_stream
         if not isinstance(inner, trio.abc.HalfCloseableStream):
             raise TypeError(f"{type(inner).__name__} cannot half-close (send_eof)")
@@ -105,7 +117,10 @@ class RechunkStream(FaultyStream):
         return self._random.randint(1, self.max_size)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Receive at most one piece (and at most ``max_bytes``)."""
+        """Receive at most one piece (and at most ``max_bytes``).
+
+        Cancellation: as the wrapped stream's: nothing was received.
+        """
         size = self._next_size()
         if max_bytes is not None:
             size = min(size, max_bytes)
@@ -221,13 +236,19 @@ class ResetStream(_ByteBudget):
         raise trio.BrokenResourceError(f"connection reset after {self.after} bytes (injected)")
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Receive up to the budget; then ``trio.BrokenResourceError``."""
+        """Receive up to the budget; then ``trio.BrokenResourceError``.
+
+        Cancellation: as the wrapped stream's.
+        """
         if self._reset:
             await self._exhausted()
         return await super().receive_some(max_bytes)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send up to the budget; then ``trio.BrokenResourceError``."""
+        """Send up to the budget; then ``trio.BrokenResourceError``.
+
+        Cancellation: as the wrapped stream's.
+        """
         if self._reset:
             await self._exhausted()
         await super().send_all(data)

@@ -114,7 +114,11 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
 
     async def aclose(self) -> None:
         """Close the listener: connections not yet accepted are closed (their clients read
-        end of stream) and later :meth:`connect` calls are refused. Harmless twice."""
+        end of stream) and later :meth:`connect` calls are refused. Harmless twice.
+
+        Cancellation: the listener is closed even if the call is cancelled (Trio's rule for
+        ``aclose``).
+        """
         self._closed = True
         pending: list[trio.abc.Stream] = []
         while True:

@@ -129,7 +129,12 @@ class ServerFactory:
         return server
 
     async def aclose(self) -> None:
-        """Shut every server down gracefully (each within its ``grace_period``)."""
+        """Shut every server down gracefully (each within its ``grace_period``).
+
+        Cancellation: stops the waiting (as :meth:`trio_tcp.Server.aclose`); servers not yet
+        closed are cancelled with the test's nursery, and the socket directory is removed
+        either way.
+        """
         try:
             for server in self.servers:
                 await server.aclose()

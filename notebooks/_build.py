@@ -1530,19 +1530,17 @@ NB5: list[Cell] = [
         """
         report = await trio_bg.run(cancellation_sweep, lessons.shout_lines, conversation)
         print(report)
-        print("stream calls of one run:", " ".join(report.operations))
         for point in report.runs[:3]:
-            print(f"  point {point.index}: {point.operation:12} -> client: {point.client_outcome}")
+            print(f"  point {point.index}: {point.task} waiting in {point.operation} "
+                  f"-> client: {point.client_outcome}")
         """
     ),
     md(
         """
-        The stream calls are counted with the bytes handed over **one at a time** (the
-        sweep's default `chunk_size=1`, the same re-chunking as `rechunk(1)`): that makes the
-        count depend on the bytes alone, never on how the writes happened to coalesce, so
-        every run cancels at the same place. Here `hello\\n` is six `receive_some` calls, then
-        one `send_all` for `<HELLO>`, and the same again for `world`: 15 points (the last
-        read finds the end of the stream).
+        The bytes are handed to the handler **one at a time** (the sweep's default
+        `chunk_size=1`, the same re-chunking as `rechunk(1)`, so `hello\\n` is six reads):
+        that makes the points depend on the bytes alone, never on how the writes happened to
+        coalesce, so every run cancels at the same place.
 
         A handler that leaves something behind is caught. This one hands work to a background
         task (fire and forget) in a nursery that outlives the connection, a common way to

@@ -162,7 +162,7 @@ def check_05(out: str) -> None:
     assert re.search(r"by_lines  eof_after\(8\) +break: EndOfStream", out)
     assert re.search(r"by_lines  reset_after\(8\) +break: EndOfStream", out)
     sweep = re.search(r"cancellation sweep: (\d+) points covered, no leak", out)
-    assert sweep is not None and int(sweep[1]) == 15, out  # 6 + 1 + 6 + 1 + 1 calls
+    assert sweep is not None and int(sweep[1]) >= 15, out  # at least every stream call
     assert "the sweep found: " in out and "tasks leaked" in out
     assert "PASSED test_shout.py::test_shouts_on_every_transport[tcp]" in out
     assert re.search(r"^5 passed in", out, re.MULTILINE)

@@ -78,6 +78,8 @@ async def shout_chunks(conn: Connection) -> None:
 
     Right as long as every write arrives as exactly one read; wrong as soon as TCP (or a
     fault from :mod:`trio_tcp.testing`) splits or joins them. Do not copy it.
+
+    Cancellation: stops at the read or send in progress.
     """
     async for chunk in conn:
         await conn.send_all(b"<" + chunk.rstrip(b"\n").upper() + b">\n")
@@ -229,6 +231,8 @@ async def calculator(conn: Connection) -> None:
     """Answer ``a/b`` lines with ``a // b``; ``1/0`` crashes the handler (on purpose).
 
     Notebook 4 uses it to show that a crashing handler closes only its own connection.
+
+    Cancellation: stops at the read or send in progress.
     """
     async for line in conn.lines():
         a, b = line.split(b"/")

@@ -61,8 +61,9 @@ NB1: list[Cell] = [
 
             <Buffer 0c 22>
 
-        (12 is `0x0c`, 34 is `0x22`). This notebook tells that story twice: first with plain
-        Trio, then with `trio_tcp`, so you can see what the library adds.
+        (12 is `0x0c`, 34 is `0x22`). This notebook tells that story three times: as a plain
+        Trio script run the way you would run it from a terminal, then inside the notebook,
+        then with `trio_tcp`, so you can see what the library adds.
 
         A few words first:
 
@@ -70,44 +71,230 @@ NB1: list[Cell] = [
           these notebooks talks over it.
         * A **port** is a number that says which program on the machine a connection is for.
           The tutorial uses 3099; here we ask for port **0**, which means "any free port", so a
-          notebook never fails because something else already uses 3099.
+          notebook never fails because something else already uses 3099. (Notebook 7 looks
+          at ports, and at the connection itself, in detail.)
         * A **connection** is a two-way byte stream between one client and the server. The
           server *accepts* connections; each one is a separate conversation.
-
-        Trio runs inside Jupyter through `trio_tcp.notebook`: one Trio run lives in a
-        background thread, so a server started in one cell keeps serving while later cells
-        run. `await trio_bg.run(fn, ...)` runs `fn` there and brings its result (and its
-        prints) back to the cell.
         """
     ),
-    SETUP,
     md(
         """
-        ## With plain Trio
+        ## The plain-Trio program, as a script
 
-        `trio.serve_tcp(handler, port)` listens and, for every connection it accepts, starts
-        `handler(stream)` **as its own task in a nursery**. That is the big difference from
-        Node: Node hands you *events* (`'connection'`, then `'data'` callbacks on a socket);
-        Trio hands you a *task* per connection that reads in a loop, top to bottom, like a
-        little program. When the handler returns, Trio closes the stream.
+        This is the whole server as you would save it in a file and run with
+        `python server.py`. `trio.run(main)` starts Trio and runs `main` until it returns
+        (this one never does: stop it with Ctrl-C). `trio.serve_tcp(handler, port)` listens
+        and, for every connection it accepts, starts `handler(stream)` **as its own task**.
+        That is the big difference from Node: Node hands you *events* (`'connection'`, then
+        `'data'` callbacks); Trio hands you a *task* per connection that reads in a loop, top
+        to bottom, like a little program. `async for chunk in stream` gives each chunk as it
+        arrives and ends when the client closes its side; when the handler returns, Trio
+        closes the connection.
 
-        `async for chunk in stream` gives each chunk as it arrives and ends when the client
-        closes its side.
+        The cell writes the script to a temporary folder and starts it as a **separate
+        process**, exactly as a terminal would.
         """
     ),
     code(
         """
-        def as_node_buffer(data: bytes) -> str:
-            return "<Buffer " + data.hex(" ") + ">"
+        import pathlib
+        import subprocess
+        import sys
+        import tempfile
+
+        SERVER_SCRIPT = '''
+        import sys
+
+        import trio
 
 
-        async def print_chunks(stream: trio.SocketStream) -> None:
+        async def print_chunks(stream):
             async for chunk in stream:
-                print("server got", as_node_buffer(chunk))
+                print("server got <Buffer " + chunk.hex(" ") + ">", flush=True)
 
+
+        async def main():
+            port = int(sys.argv[1]) if len(sys.argv) > 1 else 3099
+            listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+            print("listening on 127.0.0.1:%d" % listeners[0].socket.getsockname()[1], flush=True)
+            await trio.serve_listeners(print_chunks, listeners)
+
+
+        trio.run(main)
+        '''
+
+        if "server_process" in globals():  # this cell run again: stop the previous server
+            server_process.kill()
+            server_process.communicate()
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "server.py").write_text(SERVER_SCRIPT)
+        server_process = subprocess.Popen(
+            [sys.executable, str(folder / "server.py"), "0"],  # port 0: any free port
+            stdout=subprocess.PIPE, text=True,
+        )
+        first_line = server_process.stdout.readline()
+        script_port = int(first_line.rsplit(":", 1)[1])
+        print("the server process says:", first_line.strip())
+        """
+    ),
+    md(
+        """
+        The sender, as a **second process**: plain Python with the `socket` module, which is
+        what the Node sender does. It connects, writes the two bytes, says "I will send
+        nothing more" (`shutdown(SHUT_WR)`) and waits until the server closes its side.
+        """
+    ),
+    code(
+        """
+        SENDER = '''
+        import socket, sys
+
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
+            sock.sendall(bytes([12, 34]))
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1) == b""
+        print("sender: sent 12 and 34")
+        '''
+
+        sent = subprocess.run([sys.executable, "-c", SENDER, str(script_port)],
+                              capture_output=True, text=True, timeout=30)
+        print("the sender process printed:", sent.stdout.strip())
+        """
+    ),
+    md(
+        """
+        **Where do the prints land?** Each process prints to its own standard output: in a
+        terminal, the server's line would appear in the server's window, not the sender's.
+        Here the notebook started both processes and captured their output through pipes,
+        so it can show you both. Stop the server (as Ctrl-C would) and read what it printed:
+        """
+    ),
+    code(
+        """
+        server_process.terminate()
+        rest, _ = server_process.communicate(timeout=10)
+        print("the server process printed:", rest.strip())
+        """
+    ),
+    md(
+        """
+        ## Two ideas Trio is built on: nurseries and checkpoints
+
+        **A nursery** is where tasks live. `async with trio.open_nursery() as nursery:`
+        opens one; `nursery.start_soon(fn, ...)` starts a task in it; and the `async with`
+        block does not end until every task in it has finished. So no task outlives the code
+        that started it (Trio calls this *structured concurrency*). `serve_tcp` keeps its
+        connection tasks in a nursery, and so does `trio_tcp.serve`.
+        """
+    ),
+    SETUP,
+    code(
+        """
+        async def worker(name: str, seconds: float) -> None:
+            print(f"{name} starts")
+            await trio.sleep(seconds)
+            print(f"{name} done after {seconds} s")
+
+
+        async def nursery_demo() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker, "a", 0.2)
+                nursery.start_soon(worker, "b", 0.1)
+                print("both started; the nursery block now waits for them")
+            print("after the block: every task of the nursery has finished")
+
+
+        await trio_bg.run(nursery_demo)
+        """
+    ),
+    md(
+        """
+        (`trio_bg` is this notebook's Trio: `trio_tcp.notebook` keeps one Trio run in a
+        background thread, so a server started in one cell keeps serving while later cells
+        run. `await trio_bg.run(fn, ...)` runs `fn` there and brings its result and its
+        prints back to the cell. Outside a notebook, you would write `trio.run(fn)`.
+        IPython's own `%autoawait trio` runs every cell in a fresh `trio.run` that ends with
+        the cell, so a server started there dies with its cell; `trio_bg` works under it too,
+        but you do not need it.)
+
+        **A checkpoint** is a point where a task lets others run. Trio switches tasks only at
+        an `await` of one of Trio's own operations (a read, a send, a sleep,
+        `trio.sleep(0)`...), never in the middle of ordinary code. Two tasks that pass
+        checkpoints take turns; a task that computes without one keeps everyone else waiting
+        until it is done. Checkpoints are also the only places where a task can be
+        *cancelled* (notebook 4).
+        """
+    ),
+    code(
+        """
+        async def checkpoint_demo() -> list[str]:
+            order = []
+
+            async def polite(name: str) -> None:
+                for i in range(3):
+                    order.append(f"{name}{i}")
+                    await trio.sleep(0)  # a checkpoint: let the others run
+
+            async def greedy(name: str) -> None:
+                for i in range(3):
+                    order.append(f"{name}{i}")  # no await: nobody else runs meanwhile
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(polite, "p")
+                nursery.start_soon(polite, "q")
+                nursery.start_soon(greedy, "G")
+            return order
+
+
+        print("order of steps:", " ".join(await trio_bg.run(checkpoint_demo)))
+        """
+    ),
+    md(
+        """
+        The `G` steps always come in one block; the `p` and `q` steps interleave (in an order
+        Trio is free to choose).
+
+        **A cancel scope** is how anything is stopped in Trio. `with trio.move_on_after(s):`
+        is a cancel scope with a deadline: when it passes, the code inside is cancelled at
+        its next checkpoint and the program carries on after the block. Every nursery has
+        one too, `nursery.cancel_scope`: cancelling it stops all the nursery's tasks.
+        (Notebook 4 goes further: cancelling from another task, `finally`, shielding.)
+        """
+    ),
+    code(
+        """
+        async def cancel_scope_demo() -> None:
+            with trio.move_on_after(0.1) as scope:  # a cancel scope with a deadline
+                await trio.sleep(10)
+                print("never printed")
+            print(f"gave up after 0.1 s: cancelled_caught={scope.cancelled_caught}")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep, 10)
+                nursery.cancel_scope.cancel()  # stop every task of the nursery
+            print("nursery cancelled: its sleeping task stopped at its checkpoint")
+
+
+        await trio_bg.run(cancel_scope_demo)
+        """
+    ),
+    md(
+        """
+
+        ## The same server inside the notebook
+
+        The handler from the script, imported from `trio_tcp.lessons` (the module that holds
+        every handler these notebooks teach, each one tested under concurrency and
+        cancellation), now served by this notebook's Trio. `name="plain"` makes re-running
+        the cell replace the server instead of starting a second one.
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
 
         listeners = await trio_bg.start(
-            functools.partial(trio.serve_tcp, print_chunks, 0, host="127.0.0.1")
+            functools.partial(trio.serve_tcp, lessons.print_chunks, 0, host="127.0.0.1"),
+            name="plain",
         )
         plain_port = listeners[0].socket.getsockname()[1]
         print(f"plain Trio server listening on 127.0.0.1:{plain_port}")
@@ -115,22 +302,16 @@ NB1: list[Cell] = [
     ),
     md(
         """
-        The sender: `trio.open_tcp_stream` connects, `send_all` writes the two bytes. Then it
-        *half-closes* (`send_eof`: "I will send nothing more") and waits for the server to
-        close its side, so we know the server has printed before the cell ends.
+        The same sender process talks to it. This time the server runs inside the notebook's
+        own process, so its print lands **here**, in the cell that is running when it
+        happens.
         """
     ),
     code(
         """
-        async def send_12_34(port: int) -> None:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(bytes([12, 34]))
-                await stream.send_eof()
-                assert await stream.receive_some() == b""  # the server closed: it is done
-
-
-        await trio_bg.run(send_12_34, plain_port)
+        sent = subprocess.run([sys.executable, "-c", SENDER, str(plain_port)],
+                              capture_output=True, text=True, timeout=30)
+        print("the sender process printed:", sent.stdout.strip())
         """
     ),
     md(
@@ -143,11 +324,14 @@ NB1: list[Cell] = [
         object with the port, live connections and counters; buffered reads of lines and
         frames; a crashing handler that closes only its own connection; idle timeouts; and a
         graceful shutdown.
+
+        This handler is `lessons.print_buffers` with a log of when things happen, to draw
+        afterwards. The client is a Trio task; `send_eof` is Trio's `shutdown(SHUT_WR)`.
         """
     ),
     code(
         """
-        events = []  # (who, what, trio time): a log to draw afterwards
+        events = []  # (who, what, trio time)
 
 
         async def handler(conn: trio_tcp.Connection) -> None:
@@ -158,7 +342,7 @@ NB1: list[Cell] = [
             events.append(("server", "end of stream", trio.current_time()))
 
 
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, handler, 0))
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, handler, 0), name="tcp")
         print(server)
         """
     ),
@@ -175,6 +359,7 @@ NB1: list[Cell] = [
                 events.append(("client", "server closed", trio.current_time()))
 
 
+        events.clear()
         await trio_bg.run(sender, server.port)
         stats = server.stats
         print(f"connections accepted: {stats.accepted}, bytes received: {stats.bytes_received}")
@@ -185,9 +370,9 @@ NB1: list[Cell] = [
         ## What happened, in order
 
         Each dot is one event; the two rows are the two ends of the connection. Time runs left
-        to right, in milliseconds since the client started connecting. Notice that the server
-        task starts only once the connection is accepted, and ends when the client's
-        end-of-stream arrives.
+        to right, in milliseconds since the client started connecting. The server's task
+        starts only once the connection is accepted, and ends when the client's end of
+        stream arrives.
         """
     ),
     code(
@@ -209,30 +394,45 @@ NB1: list[Cell] = [
     ),
     md(
         """
-        A real client in another process works too: the server keeps running between cells.
-        Here is the plain-`socket` version of the sender (this is what the Node sender does).
+        The command line does the sender's job too: `trio-tcp send` (a real second process
+        again; its default port is the tutorial's 3099, here it is told the notebook's).
+        `trio-tcp serve` is the server side, and `trio-tcp demo` runs both in one process.
         """
     ),
     code(
         """
-        import socket
-
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(bytes([12, 34]))
-            sock.shutdown(socket.SHUT_WR)
-            assert sock.recv(1) == b""
+        sent = subprocess.run(
+            [sys.executable, "-m", "trio_tcp", "send", "--port", str(server.port), "--hex", "0c22"],
+            capture_output=True, text=True, timeout=30,
+        )
+        print("trio-tcp send exited with", sent.returncode)
         """
     ),
     md(
         """
-        Outside a notebook you would write the same thing as a script with `trio.run(main)`,
-        or use the command line: `trio-tcp serve` (port 3099, like the tutorial) in one
-        terminal and `trio-tcp send` in another; `trio-tcp demo` does both in one process.
+        ## Exercise
 
-        Last cell: shut the background run down, which cancels both servers and closes every
-        socket.
+        Write an **echo** handler: it sends every byte it receives back to the client, in
+        order, until the client ends its side. Below is a first try; run it and the check
+        under it, read what the check says, fix the handler and run both cells again. The
+        check runs your handler on the real server machinery in memory, with messages one at
+        a time, a large one, one byte at a time, ten clients at once and a client that
+        vanishes. (One solution: `trio_tcp.lessons.solutions.solution_echo`.)
         """
     ),
+    code(
+        """
+        async def my_echo(conn: trio_tcp.Connection) -> None:
+            data = await conn.receive_some()
+            await conn.send_all(data)
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_echo_exercise, my_echo))
+        """
+    ),
+    md("Last cell: shut the background run down, which cancels the servers and closes every socket."),
     CLOSE,
 ]
 
@@ -273,7 +473,8 @@ NB2: list[Cell] = [
 
 
         server = await trio_bg.start(
-            functools.partial(trio_tcp.serve, functools.partial(recorder, reader_delay=0.2), 0)
+            functools.partial(trio_tcp.serve, functools.partial(recorder, reader_delay=0.2), 0),
+            name="nb2",
         )
 
 
@@ -318,7 +519,7 @@ NB2: list[Cell] = [
     code(
         """
         await trio_bg.run(server.aclose)  # the next server reads at once
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, recorder, 0))
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, recorder, 0), name="nb2")
         chunks.clear()
         big_writes = await trio_bg.run(write_all, server.port, [bytes(1 << 20)])
         big_reads = list(chunks)
@@ -338,19 +539,20 @@ NB2: list[Cell] = [
     ),
     code(
         """
-        fig, axes = plt.subplots(2, 1, figsize=(9, 3.4))
-        for ax, title, writes, reads in [
-            (axes[0], "ten 5-byte writes", small_writes, small_reads),
-            (axes[1], "one 1 MiB write", big_writes, big_reads),
+        fig, axes = plt.subplots(2, 1, figsize=(9, 3.6))
+        for ax, title, writes, reads, unit, scale in [
+            (axes[0], "ten 5-byte writes", small_writes, small_reads, "bytes", 1),
+            (axes[1], "one 1 MiB write", big_writes, big_reads, "KiB", 1024),
         ]:
             for row, sizes in [(1, [s for _, s in writes]), (0, [s for _, s in reads])]:
                 left = 0
                 for i, size in enumerate(sizes):
-                    ax.barh(row, size, left=left, color=f"C{i % 2 + 2 * row}", edgecolor="white")
+                    ax.barh(row, size / scale, left=left / scale, color=f"C{i % 2 + 2 * row}",
+                            edgecolor="white")
                     left += size
             ax.set_yticks([0, 1], ["reads", "writes"])
             ax.set_title(title, fontsize=10)
-            ax.set_xlabel("bytes")
+            ax.set_xlabel(unit)
         fig.tight_layout()
         plt.show()
         """
@@ -399,22 +601,26 @@ NB2: list[Cell] = [
 
         The server below reads a 4-byte length-prefixed greeting, then lines. The client sends
         everything in **one byte per write**, the worst case for a chunk-per-message server;
-        the handler still sees whole messages.
+        the handler still sees whole messages. (The handler is `trio_tcp.lessons`'s, like
+        every handler these notebooks teach; the length is big-endian, "network byte order":
+        notebook 7 says why that matters.)
         """
     ),
     code(
         """
-        async def framed_handler(conn: trio_tcp.Connection) -> None:
-            header = await conn.receive_exactly(4)
-            greeting = await conn.receive_exactly(int.from_bytes(header, "big"))
-            print("greeting:", greeting)
-            async for line in conn.lines():
-                print("line:", line)
-                await conn.send_all(line.upper() + b"\\n")
+        from trio_tcp import lessons
 
+        tnb.show_source(lessons.greeting_then_lines)
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
 
         await trio_bg.run(server.aclose)
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, framed_handler, 0))
+        server = await trio_bg.start(
+            functools.partial(trio_tcp.serve, lessons.greeting_then_lines, 0), name="nb2"
+        )
 
 
         async def one_byte_at_a_time(port: int) -> list[bytes]:
@@ -438,6 +644,29 @@ NB2: list[Cell] = [
         it raises `trio_tcp.LineTooLongError` or `FrameTooLargeError`.
         """
     ),
+    md(
+        """
+        ## Exercise
+
+        Write a handler that answers every line with its **length in bytes**, as a line
+        (`hello` → `5`, an empty line → `0`). The first try below answers per chunk. The
+        check sends four lines in one write, then one byte per read, then in random pieces,
+        and says what came back. (One solution:
+        `trio_tcp.lessons.solutions.solution_line_length`.)
+        """
+    ),
+    code(
+        """
+        async def line_lengths(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(b"%d\\n" % len(chunk.rstrip(b"\\n")))
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_line_length_exercise, line_lengths))
+        """
+    ),
     CLOSE,
 ]
 
@@ -447,62 +676,195 @@ NB3: list[Cell] = [
         """
         # 3 · Many clients at once
 
-        `trio_tcp.serve` runs **one task per connection**, all in one nursery. A task waiting
-        for its client costs almost nothing, so a thousand idle clients are a thousand sleeping
-        tasks, not a thousand threads. When one client is slow, only its task waits.
+        `trio_tcp.serve` runs **one task per connection**, all in one nursery (notebook 1). A
+        task waiting for its client costs almost nothing, so a thousand idle clients are a
+        thousand sleeping tasks, not a thousand threads. When one client is slow, only its
+        task waits.
 
-        This notebook builds the classic next step of the tutorial: a **chat room**. Every line
-        a client sends goes to every client. Then it asks what happens when one client reads
-        slowly.
+        This notebook builds the classic next step of the tutorial: a **chat room**. Every
+        line a client sends goes to every client. The obvious version works in a quick test
+        and breaks as soon as one member stops reading; the fix is a pattern worth knowing:
+        a queue and a writer task per member.
         """
     ),
     SETUP,
     md(
         """
-        ## The chat room
+        ## The obvious chat room
 
-        The room holds the connections. A handler joins the room, reads lines, and sends each
-        one to everybody; when its client leaves, the handler leaves the room. Sending to one
-        client at a time, in order, is the simplest thing that works. Two handlers can
-        broadcast at the same moment, and a Trio stream refuses a second sender while one is
-        sending (`trio.BusyResourceError`), so each member comes with a lock.
+        The room is a set of connections. A member's handler reads lines and, for each one,
+        sends it to every member in turn. The handlers shown in this notebook live in
+        `trio_tcp.lessons` (tested there under concurrency and cancellation); this is the
+        source of the one we import:
         """
     ),
     code(
         """
-        room: dict[trio_tcp.Connection, trio.Lock] = {}  # each member, and its send lock
+        from trio_tcp import lessons
 
-
-        async def broadcast(text: bytes) -> None:
-            for member, lock in list(room.items()):
-                try:
-                    async with lock:  # two handlers may broadcast at once: one sender at a time
-                        await member.send_all(text)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-                    # That client went away (Busy: the server is closing it); its task cleans up.
-                    room.pop(member, None)
-
-
-        async def chat(conn: trio_tcp.Connection) -> None:
-            name = (await conn.receive_line()).decode()
-            room[conn] = trio.Lock()
-            try:
-                await broadcast(f"* {name} joined\\n".encode())
-                async for line in conn.lines():
-                    await broadcast(f"{name}: {line.decode()}\\n".encode())
-            finally:
-                room.pop(conn, None)
-                with trio.CancelScope(shield=True):
-                    await broadcast(f"* {name} left\\n".encode())
-
-
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, chat, 0))
+        tnb.show_source(lessons.NaiveChatRoom)
         """
     ),
     md(
         """
-        Three clients join one after the other, then each says one line. Every member listens
-        in its own task (a nursery of our own), so all three hear each line at the same time.
+        ## A member who never reads
+
+        `send_all` returns once the operating system has taken the bytes. When a client does
+        not read, the kernel's buffers for its connection fill up (notebook 7 shows them),
+        and then `send_all` to it **waits**: this is *back-pressure*, and normally it is a
+        feature, it keeps a fast sender from piling up memory.
+
+        But here *other* members' tasks do the sending. Let three clients in: `zed` joins
+        and never reads; `ada` and `bob` each say 200 lines of about 500 bytes, each waiting
+        to see its own line come back before saying the next (a person's pace). The
+        server's send buffers are made small, as on a busy machine, so this shows within a
+        second.
+        """
+    ),
+    code(
+        """
+        import socket
+
+        LINES = 200
+
+
+        async def busy_room(handler):
+            back: dict[str, list[float]] = {"ada": [], "bob": []}  # when each own line came back
+            ended: dict[str, tuple[float, str]] = {}  # when and how each speaker stopped
+            crashes: list[Exception] = []
+
+            async def host(conn: trio_tcp.Connection) -> None:
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                try:
+                    await handler(conn)
+                except* trio.BrokenResourceError:
+                    pass  # a client reset its connection (zed, leaving with unread lines)
+                except* Exception as group:  # kept to show below (the server would log it)
+                    crashes.extend(group.exceptions)
+
+            async def speaker(name: str, port: int, t0: float) -> None:
+                how = "still waiting"
+                async with await trio_tcp.open_connection("127.0.0.1", port) as conn:
+                    await conn.send_all(name.encode() + b"\\n")
+                    try:
+                        for i in range(LINES):
+                            mine = f"{name}: line {i} {'x' * 500}".encode()
+                            await conn.send_all(mine[len(name) + 2:] + b"\\n")
+                            while await conn.receive_line() != mine:
+                                pass  # somebody else's line
+                            back[name].append(trio.current_time() - t0)
+                        how = "done"
+                    except (trio.BrokenResourceError, trio_tcp.EndOfStream):
+                        how = "disconnected"  # the server closed this connection
+                    finally:
+                        ended[name] = (trio.current_time() - t0, how)
+
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(functools.partial(trio_tcp.serve, host, 0))
+                zed = await trio_tcp.open_connection("127.0.0.1", server.port)
+                zed.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                await zed.send_all(b"zed\\n")  # joins, then never reads
+                t0 = trio.current_time()
+                with trio.move_on_after(1.5):
+                    async with trio.open_nursery() as talk:
+                        for name in back:
+                            talk.start_soon(speaker, name, server.port, t0)
+                await zed.aclose()
+                await server.aclose()  # every client has left: the handlers end by themselves
+            return back, ended, crashes
+
+
+        naive, naive_ended, crashes = await trio_bg.run(busy_room, lessons.NaiveChatRoom().handler)
+        for name, times in naive.items():
+            print(f"{name} saw {len(times)} of its {LINES} lines come back, then: "
+                  f"{naive_ended[name][1]}")
+        if crashes:
+            print(f"the first handler crash: {type(crashes[0]).__name__}: {crashes[0]}")
+        """
+    ),
+    md(
+        """
+        Two things went wrong. First, **everybody waits for the slowest member**: once
+        `zed`'s buffers are full, a speaker's `send_all` to `zed` never returns, so that
+        speaker's handler stops reading its own client, and the conversation stalls.
+
+        Second, **a crash**. `ada`'s task is inside `send_all` on `zed`'s connection, waiting;
+        then `bob`'s task calls `send_all` on the same connection. Two tasks writing to one
+        stream at once would interleave their bytes, so Trio refuses:
+        `trio.BusyResourceError`. The server closes `bob`'s connection, and `bob` is gone.
+
+        ## One queue and one writer task per member
+
+        The fix gives every member a **memory channel**: a bounded queue between tasks,
+        `trio.open_memory_channel(size)`, with a send end and a receive end. Each member gets
+        its own **writer task**, the only task that ever sends on that member's connection:
+        it takes lines from the queue and sends them. Broadcasting only drops the line into
+        every queue with `send_nowait`, which never waits; when a member's queue is full, that
+        member is too slow and misses the line (a stricter server disconnects it, as IRC
+        servers do with "SendQ exceeded").
+
+        Two details. The writer runs in a nursery inside the handler, so when the member
+        leaves (or the handler is cancelled) its writer ends with it. And the member's
+        goodbye to the room in `finally` is a plain function call, with no `await`, so it
+        runs even when the handler is being cancelled.
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.ChatRoom)
+        """
+    ),
+    code(
+        """
+        room = lessons.ChatRoom(queue_size=64)
+        queued, queued_ended, crashes = await trio_bg.run(busy_room, room.handler)
+        for name, times in queued.items():
+            print(f"{name} saw {len(times)} of its {LINES} lines come back, "
+                  f"the last after {times[-1]:.2f} s")
+        print(f"crashes: {len(crashes)}; lines zed missed because its queue was full: {room.dropped}")
+        """
+    ),
+    md(
+        """
+        ## The two rooms side by side
+
+        Each line is one speaker's conversation: how many of its own lines had come back,
+        over time (a log scale, so milliseconds and seconds both show). In the obvious room
+        the speakers stall within milliseconds: one is disconnected by the crash, the other
+        waits, flat, until the demonstration gives up. With a queue per member both run to
+        the end in a few milliseconds, and the member who never reads costs them nothing.
+        """
+    ),
+    code(
+        """
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True, sharex=True)
+        runs = [("obvious room (send in turn)", naive, naive_ended),
+                ("a queue and a writer per member", queued, queued_ended)]
+        for ax, (title, run, ended) in zip(axes, runs):
+            for name, color, style in [("ada", "C0", dict(lw=5, alpha=0.45)),
+                                       ("bob", "C3", dict(lw=1.5, ls="--"))]:
+                # Each own line seen back is one step up; flat runs are waits.
+                end, how = ended[name]
+                times = [0.001, *run[name], end]
+                counts = [0, *range(1, len(run[name]) + 1), len(run[name])]
+                ax.step(times, counts, where="post", color=color, label=f"{name}: {how}", **style)
+            ax.set_xscale("log")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("seconds (log scale)")
+            ax.axhline(LINES, color="grey", lw=0.6, ls=":")
+            ax.legend(fontsize=8, loc="center left")
+        axes[0].set_ylabel("own lines seen back")
+        fig.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## Three members talking
+
+        With the room that works, three clients join one after the other, then each says
+        one line. Every member listens in its own task (a nursery of our own), so all three
+        hear each line at the same time.
         """
     ),
     code(
@@ -534,6 +896,9 @@ NB3: list[Cell] = [
             return heard
 
 
+        server = await trio_bg.start(
+            functools.partial(trio_tcp.serve, lessons.ChatRoom().handler, 0), name="chat"
+        )
         heard = await trio_bg.run(conversation, server.port)
         for name, lines in heard.items():
             print(f"--- {name} heard:")
@@ -543,153 +908,37 @@ NB3: list[Cell] = [
     ),
     md(
         """
-        ## A slow reader in the room
+        ## Exercise
 
-        `send_all` returns once the operating system has taken the bytes. When a client does
-        not read, its socket buffers fill up, and then `send_all` **waits**: this is
-        *backpressure*, and it is a feature, it keeps a fast sender from piling up memory.
-
-        But our broadcaster sends to one member after another. While it waits for the slow
-        member, the fast members get nothing either. Let us measure it: a fast client that
-        reads everything, a slow one that reads nothing for one second, and a broadcaster
-        that sends 600 lines of 1 KiB to both. (The server's send buffers are made small, as
-        on a busy machine, so the effect shows within a second.)
+        Write a chat room in which a member who never reads stops nobody. `make_room()`
+        returns the handler of a fresh room: a client's first line is its name, and every
+        later line must reach every member as `name: line`. The first try below is the
+        obvious room again; the check runs it over *unbuffered* in-memory streams, where a
+        member who does not read blocks any send to it at once, and says what goes wrong.
+        (One solution: `trio_tcp.lessons.solutions.solution_chat`, i.e. `ChatRoom`.)
         """
     ),
     code(
         """
-        import socket
+        def make_room():
+            members: set[trio_tcp.Connection] = set()
 
-        LINE = b"x" * 1023 + b"\\n"
-        COUNT = 600
-        BUFFER = 16 * 1024
+            async def handler(conn: trio_tcp.Connection) -> None:
+                name = await conn.receive_line()
+                members.add(conn)
+                try:
+                    async for line in conn.lines():
+                        for member in list(members):
+                            await member.send_all(name + b": " + line + b"\\n")
+                finally:
+                    members.discard(conn)
 
-
-        def small_buffers(conn: trio_tcp.Connection) -> None:
-            conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-
-
-        async def run_room(send_lines) -> dict[str, list[float]]:
-            # A server whose broadcaster calls send_lines([fast, slow]), and two clients that
-            # note when each line arrives.
-            arrivals: dict[str, list[float]] = {"fast": [], "slow": []}
-            members: dict[str, trio_tcp.Connection] = {}
-            all_in = trio.Event()
-
-            async def host(conn: trio_tcp.Connection) -> None:
-                small_buffers(conn)
-                members[(await conn.receive_line()).decode()] = conn
-                if len(members) == 2:
-                    all_in.set()
-                await conn.receive_some()  # until the client leaves
-
-            async def client(name: str, port: int, start_reading: float) -> None:
-                async with await trio_tcp.open_connection("127.0.0.1", port) as conn:
-                    await conn.send_all(name.encode() + b"\\n")
-                    await trio.sleep_until(start_reading)
-                    async for _ in conn.lines():
-                        arrivals[name].append(trio.current_time() - t0)
-
-            async with trio.open_nursery() as nursery:
-                srv = await nursery.start(functools.partial(trio_tcp.serve, host, 0))
-                t0 = trio.current_time()
-                nursery.start_soon(client, "fast", srv.port, t0)
-                nursery.start_soon(client, "slow", srv.port, t0 + 1.0)
-                await all_in.wait()
-                await send_lines([members["fast"], members["slow"]])
-                for member in members.values():
-                    await member.send_eof()  # the clients' lines() loops end
-                srv.close()
-            return arrivals
-
-
-        async def send_in_turn(members: list[trio_tcp.Connection]) -> None:
-            for _ in range(COUNT):
-                for member in members:
-                    await member.send_all(LINE)
-
-
-        naive = await trio_bg.run(run_room, send_in_turn)
-        print(f"fast client got its last line after {naive['fast'][-1]:.2f} s")
-        """
-    ),
-    md(
-        """
-        ## One queue per member
-
-        The usual fix: give every member **its own sender task with a bounded queue** (a Trio
-        memory channel). The broadcaster only drops a line into each queue. A member whose
-        queue is full is too slow to keep up; here we drop that member's line (a real chat
-        server might disconnect it instead). Nothing is unbounded, and nobody waits for the
-        slowest reader.
+            return handler
         """
     ),
     code(
         """
-        QUEUE = 64
-
-
-        async def send_with_queues(members: list[trio_tcp.Connection]) -> None:
-            dropped = [0] * len(members)
-            async with trio.open_nursery() as nursery:
-                queues = []
-                for member in members:
-                    send, receive = trio.open_memory_channel[bytes](QUEUE)
-                    queues.append(send)
-
-                    async def pump(member=member, receive=receive) -> None:
-                        async with receive:
-                            async for line in receive:
-                                batch = [line]  # and whatever queued up meanwhile: one send
-                                while True:
-                                    try:
-                                        batch.append(receive.receive_nowait())
-                                    except (trio.WouldBlock, trio.EndOfChannel):
-                                        break
-                                await member.send_all(b"".join(batch))
-
-                    nursery.start_soon(pump)
-                for _ in range(COUNT):
-                    for i, send in enumerate(queues):
-                        try:
-                            send.send_nowait(LINE)
-                        except trio.WouldBlock:
-                            dropped[i] += 1
-                    await trio.sleep(0)  # let the pumps run between lines
-                for send in queues:
-                    await send.aclose()  # each pump ends once its queue is empty
-            print("lines dropped: fast client", dropped[0], "| slow client", dropped[1])
-
-
-        queued = await trio_bg.run(run_room, send_with_queues)
-        print(f"fast client got its last line after {queued['fast'][-1]:.2f} s")
-        """
-    ),
-    md(
-        """
-        ## What the fast client saw
-
-        Lines received over time. With the in-turn broadcaster the fast client's line goes
-        flat: it waits for the slow one, which starts reading only at 1 s. With a queue per
-        member it gets everything at once, and the slow client simply misses the lines its
-        full queue could not take.
-        """
-    ),
-    code(
-        """
-        fig, ax = plt.subplots(figsize=(8, 3.4))
-        for label, run, style in [("in turn", naive, "-"), ("queue per member", queued, "--")]:
-            for name, color in [("fast", "C0"), ("slow", "C3")]:
-                times = run[name]
-                ax.plot(times, range(1, len(times) + 1), style, color=color,
-                        label=f"{name} client, {label}")
-        ax.axvline(1.0, color="grey", lw=0.8)
-        ax.annotate("slow client starts reading", (1.0, COUNT * 0.5), xytext=(-5, 0),
-                    textcoords="offset points", fontsize=8, ha="right")
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("lines received")
-        ax.legend(fontsize=8, loc="upper center")
-        plt.show()
+        print(await trio_bg.run(lessons.check_chat_exercise, make_room))
         """
     ),
     CLOSE,
@@ -706,15 +955,88 @@ NB4: list[Cell] = [
         first). A cancelled task gets `trio.Cancelled` at its next `await`, runs its `finally`
         blocks (closing its sockets) and is gone, and its parent carries on.
 
-        This notebook shows four ways a connection ends early: a timeout in the client, an idle
-        timeout in the server, a handler that crashes, and a graceful shutdown of the server.
+        This notebook first shows the two tools, cancel scopes and shielding, each with a
+        small example; then four ways a connection ends early: a timeout in the client, an
+        idle timeout in the server, a handler that crashes, and a graceful shutdown of the
+        server.
         """
     ),
     SETUP,
     md(
         """
+        ## Cancel scopes
+
+        Notebook 1 showed `move_on_after`, a cancel scope with a deadline. The scope itself:
+        `with trio.CancelScope() as scope:` marks a block of code; `scope.cancel()`, from
+        anywhere (here, another task), cancels everything running inside it. The tasks inside get `trio.Cancelled`
+        at their next checkpoint (notebook 1: an `await` of a Trio operation), run their
+        `finally` blocks, and the exception stops at the scope's edge: after the `with`, the
+        code carries on, and `scope.cancelled_caught` says what happened.
+        """
+    ),
+    code(
+        """
+        async def cancel_later(scope: trio.CancelScope, seconds: float) -> None:
+            await trio.sleep(seconds)
+            scope.cancel()
+
+
+        async def cancel_scope_demo() -> None:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+                    nursery.start_soon(cancel_later, scope, 0.1)
+                    try:
+                        print("waiting for 10 s...")
+                        await trio.sleep(10)
+                    except trio.Cancelled:
+                        print("...Cancelled, raised at the await")
+                        raise  # always let Cancelled go on: the scope catches it
+                    finally:
+                        print("finally blocks run, as for any exception")
+                print(f"after the scope: cancelled_caught={scope.cancelled_caught}")
+
+
+        await trio_bg.run(cancel_scope_demo)
+        """
+    ),
+    md(
+        """
+        ## Shielding
+
+        Sometimes cleanup has to wait for something: say goodbye to the peer, flush a log.
+        Inside a cancelled scope that `await` would be cancelled at once. A scope with
+        `shield=True` keeps the cancellation out of the code it wraps. Use it sparingly and
+        always with a timeout of its own: a shielded wait that never ends cannot be stopped.
+        """
+    ),
+    code(
+        """
+        async def cleanup(shielded: bool) -> None:
+            with trio.move_on_after(0.05):  # the "caller" gives up after 50 ms
+                try:
+                    await trio.sleep(10)
+                finally:
+                    try:
+                        with trio.CancelScope(shield=shielded), trio.move_on_after(1):
+                            await trio.sleep(0.1)  # the cleanup that needs to wait
+                            print(f"shield={shielded}: the cleanup finished")
+                    except trio.Cancelled:
+                        print(f"shield={shielded}: the cleanup was cancelled at its first await")
+                        raise
+
+
+        await trio_bg.run(cleanup, False)
+        await trio_bg.run(cleanup, True)
+        """
+    ),
+    md(
+        """
+        ## The server's log
+
         The server reports what it does on the `trio_tcp` logger. Send those records to this
         notebook's output, one short line each (the full traceback is there in a real log).
+        Re-running the cell replaces the handler instead of adding a second one (which would
+        print every line twice).
         """
     ),
     code(
@@ -728,18 +1050,23 @@ NB4: list[Cell] = [
                 return f"    {exc_info[0].__name__}: {exc_info[1]}"
 
 
+        logger = logging.getLogger("trio_tcp")
+        for old in [h for h in logger.handlers if h.get_name() == "notebook"]:
+            logger.removeHandler(old)
         log_output = logging.StreamHandler(sys.stdout)
+        log_output.set_name("notebook")
         log_output.setFormatter(OneLine("log: %(message)s"))
-        logging.getLogger("trio_tcp").addHandler(log_output)
-        logging.getLogger("trio_tcp").setLevel(logging.INFO)
+        logger.addHandler(log_output)
+        logger.setLevel(logging.INFO)
         """
     ),
     md(
         """
-        ## Cancel scopes and timeouts
+        ## Timeouts
 
-        A server that says nothing, and a client that will not wait more than 0.25 s for it.
-        `trio.move_on_after` cancels what is inside and carries on after the block;
+        A timeout is a cancel scope with a deadline. A server that says nothing, and a client
+        that will not wait more than 0.25 s for it. `trio.move_on_after` cancels what is
+        inside and carries on after the block;
         `trio.fail_after` raises `trio.TooSlowError` instead. Either way the wait is over and
         nothing is left running.
         """
@@ -750,7 +1077,7 @@ NB4: list[Cell] = [
             await conn.receive_some()  # waits for the client; never sends
 
 
-        quiet = await trio_bg.start(functools.partial(trio_tcp.serve, silent, 0))
+        quiet = await trio_bg.start(functools.partial(trio_tcp.serve, silent, 0), name="quiet")
 
 
         async def impatient(port: int) -> None:
@@ -784,13 +1111,11 @@ NB4: list[Cell] = [
     ),
     code(
         """
-        async def echo(conn: trio_tcp.Connection) -> None:
-            async for chunk in conn:
-                await conn.send_all(chunk)
+        from trio_tcp import lessons
 
 
         patient = await trio_bg.start(
-            functools.partial(trio_tcp.serve, echo, 0, idle_timeout=0.4)
+            functools.partial(trio_tcp.serve, lessons.echo, 0, idle_timeout=0.4), name="patient"
         )
 
 
@@ -825,13 +1150,13 @@ NB4: list[Cell] = [
     ),
     code(
         """
-        async def calculator(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                a, b = line.split(b"/")
-                await conn.send_all(b"%d\\n" % (int(a) // int(b)))
-
-
-        calc = await trio_bg.start(functools.partial(trio_tcp.serve, calculator, 0))
+        tnb.show_source(lessons.calculator)
+        """
+    ),
+    code(
+        """
+        calc = await trio_bg.start(functools.partial(trio_tcp.serve, lessons.calculator, 0),
+                                   name="calc")
 
 
         async def ask(port: int, *questions: bytes) -> list[bytes]:
@@ -864,11 +1189,17 @@ NB4: list[Cell] = [
         3. after `grace_period` seconds, cancel the handlers that are still running (counted
            in `server.stats.cut`); their peers get an end of stream, not a reset.
 
-        Three handlers show three behaviours. A **polite** one echoes lines with
-        `until_closing=True`, so it stops at the shutdown (its peer is quiet between lines) and
-        says goodbye. A **busy** one is doing a 0.5 s job when the shutdown starts and finishes
-        it within the grace period. A **stubborn** one never looks and is cancelled when the
+        Three handlers show three behaviours. A **polite** one (`lessons.polite_echo`, below)
+        echoes lines with `until_closing=True`, so it stops at the shutdown (its peer is quiet
+        between lines), says goodbye and returns; when its client leaves first, it returns at
+        once. A **busy** one is doing a 0.5 s job when the shutdown starts and finishes it
+        within the grace period. A **stubborn** one never looks and is cancelled when the
         grace period ends.
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.polite_echo)
         """
     ),
     code(
@@ -882,9 +1213,7 @@ NB4: list[Cell] = [
             opened, how = trio.current_time(), "returned"
             try:
                 if role == "polite":
-                    async for line in conn.lines(until_closing=True):
-                        await conn.send_all(line + b"\\n")
-                    await conn.send_all(b"goodbye\\n")
+                    await lessons.polite_echo(conn)
                 elif role == "busy":
                     await trio.sleep(0.2)
                     await trio.sleep(0.5)  # the job: 0.2 s to 0.7 s
@@ -896,11 +1225,6 @@ NB4: list[Cell] = [
                 raise
             finally:
                 lifetimes[role] = (opened, trio.current_time(), how)
-
-
-        graceful = await trio_bg.start(
-            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE)
-        )
         """
     ),
     code(
@@ -932,6 +1256,11 @@ NB4: list[Cell] = [
             return {"t0": t0, "close": t0 + 0.3}
 
 
+        lifetimes.clear()
+        graceful = await trio_bg.start(  # a fresh server each time this cell runs
+            functools.partial(trio_tcp.serve, shutdown_handler, 0, grace_period=GRACE),
+            name="graceful",
+        )
         story = await trio_bg.run(shutdown_story, graceful)
         """
     ),
@@ -940,8 +1269,8 @@ NB4: list[Cell] = [
         ## Connection lifetimes across the shutdown
 
         One bar per connection, from its first line to the end of its handler. The polite one
-        ends as soon as the shutdown begins, the busy one when its job is done, the stubborn one
-        exactly at the end of the grace period.
+        ends as soon as the shutdown begins, the busy one when its job is done, the stubborn
+        one exactly at the end of the grace period.
         """
     ),
     code(
@@ -963,6 +1292,31 @@ NB4: list[Cell] = [
         ax.set_xlim(0, closed_at - t0 + GRACE + 0.25)
         ax.set_xlabel("seconds")
         plt.show()
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Write a **polite** handler of your own: it echoes lines, and when the server starts
+        closing it sends `goodbye` and returns by itself; when its client ends its side it
+        returns at once. The first try below never looks at the shutdown. The check runs it
+        through an echo, a client that leaves, a graceful shutdown and the cancellation
+        sweep (notebook 5), and says what went wrong. (One solution:
+        `trio_tcp.lessons.solutions.solution_polite`.)
+        """
+    ),
+    code(
+        """
+        async def my_polite(conn: trio_tcp.Connection) -> None:
+            async for line in conn.lines():
+                await conn.send_all(line + b"\\n")
+            await conn.send_all(b"goodbye\\n")
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_polite_exercise, my_polite))
         """
     ),
     CLOSE,
@@ -995,7 +1349,8 @@ NB5: list[Cell] = [
         The protocol: the client sends lines; the server answers each line with the line in
         capitals, in angle brackets (`hi` → `<HI>`). One handler reads lines with
         `conn.lines()`. The other treats every chunk as one line: the bug from notebook 2,
-        which works as long as nothing splits or joins the client's writes.
+        which works as long as nothing splits or joins the client's writes. Both are in
+        `trio_tcp.lessons` (the second kept only to show the bug):
         """
     ),
     code(
@@ -1012,14 +1367,9 @@ NB5: list[Cell] = [
         )
 
 
-        async def by_lines(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                await conn.send_all(b"<" + line.upper() + b">\\n")
+        from trio_tcp import lessons
 
-
-        async def by_chunks(conn: trio_tcp.Connection) -> None:
-            async for chunk in conn:
-                await conn.send_all(b"<" + chunk.rstrip(b"\\n").upper() + b">\\n")
+        by_lines, by_chunks = lessons.shout_lines, lessons.shout_chunks
 
 
         async def conversation(client: trio_tcp.Connection) -> list[bytes]:
@@ -1028,6 +1378,16 @@ NB5: list[Cell] = [
                 await client.send_all(word + b"\\n")
                 replies.append(await client.receive_line())
             return replies
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.shout_lines)
+        """
+    ),
+    code(
+        """
+        tnb.show_source(lessons.shout_chunks)
         """
     ),
     md(
@@ -1058,8 +1418,9 @@ NB5: list[Cell] = [
         `serve_memory` runs the **real** server (`trio_tcp.serve_listeners`, with its limits,
         error handling and shutdown) over an in-memory listener; `server.connect()` gives a
         client. Its `wrap=` option puts a fault on the server's side of every connection:
-        `rechunk(1)` hands the handler one byte per read, `eof_after(n)` ends the stream
-        after *n* bytes, `reset_after(n)` breaks it, `delay(s)` slows every call.
+        `rechunk(1)` hands the handler one byte per read (so `hello\\n` arrives as six reads:
+        `h`, `e`, `l`, `l`, `o`, `\\n`), `eof_after(n)` ends the stream after *n* bytes,
+        `reset_after(n)` breaks it, `delay(s)` slows every call.
 
         Let us run both handlers under each fault and look at what the client gets.
         """
@@ -1100,8 +1461,8 @@ NB5: list[Cell] = [
 
         async def fault_table() -> dict:
             return {
-                (handler.__name__, fault): await under_fault(handler, wrap)
-                for handler in (by_lines, by_chunks)
+                (name, fault): await under_fault(handler, wrap)
+                for name, handler in {"by_lines": by_lines, "by_chunks": by_chunks}.items()
                 for fault, wrap in FAULTS.items()
             }
 
@@ -1113,9 +1474,18 @@ NB5: list[Cell] = [
     ),
     md(
         """
-        Read it as a picture: green is the right answer, grey a clean break (the stream ended
-        or was reset, and the client was told), red a **wrong answer**: the worst outcome,
-        because nothing notices it. `by_chunks` passes the plain test and the slow one, and
+        Read it as a picture: green is the right answer, grey a clean break, red a **wrong
+        answer**: the worst outcome, because nothing notices it.
+
+        What the client sees in a break deserves care. Under `eof_after(8)` the server's
+        handler reads end of stream in the middle of `world`, returns, and the server
+        closes the connection: the client reads `EndOfStream`. Under `reset_after(8)` the
+        fault is on the *server's* side: the handler's next read raises
+        `trio.BrokenResourceError` and the server closes the connection, and the client,
+        over an in-memory stream, again just reads `EndOfStream`, exactly as for a clean
+        end. It was not told anything was wrong. On a real TCP socket a reset (an RST) does
+        reach the other side, as `trio.BrokenResourceError` on its next read or write
+        (notebook 7 shows one). `by_chunks` passes the plain test and the slow one, and
         fails as soon as the bytes come in different pieces, or the stream ends in the middle
         of a line: it answers half a line as if it were a whole one.
         """
@@ -1129,12 +1499,15 @@ NB5: list[Cell] = [
         grid = [[labels.index(table[h, f].split(":")[0].split(" ")[0]) for f in faults]
                 for h in handlers]
 
-        fig, ax = plt.subplots(figsize=(9, 2.2))
+        fig, ax = plt.subplots(figsize=(10, 2.6))
         ax.imshow(grid, cmap=ListedColormap(["#4caf50", "#bdbdbd", "#e53935"]), vmin=0, vmax=2)
         for row, values in enumerate(grid):
             for col, value in enumerate(values):
-                ax.text(col, row, labels[value], ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(len(faults)), faults, fontsize=8)
+                text = labels[value]
+                if text == "break":  # name what the client's read raised
+                    text = "break:\\n" + table[handlers[row], faults[col]].split(": ")[1]
+                ax.text(col, row, text, ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(faults)), [f.replace("(", "\\n(") for f in faults], fontsize=8)
         ax.set_yticks(range(len(handlers)), handlers)
         ax.set_title("What the client got, per handler and fault", fontsize=10)
         plt.show()
@@ -1155,15 +1528,20 @@ NB5: list[Cell] = [
     ),
     code(
         """
-        report = await trio_bg.run(cancellation_sweep, by_lines, conversation)
+        report = await trio_bg.run(cancellation_sweep, lessons.shout_lines, conversation)
         print(report)
-        print("stream calls of one run:", " ".join(report.operations))
         for point in report.runs[:3]:
-            print(f"  point {point.index}: {point.operation:12} -> client: {point.client_outcome}")
+            print(f"  point {point.index}: {point.task} waiting in {point.operation} "
+                  f"-> client: {point.client_outcome}")
         """
     ),
     md(
         """
+        The bytes are handed to the handler **one at a time** (the sweep's default
+        `chunk_size=1`, the same re-chunking as `rechunk(1)`, so `hello\\n` is six reads):
+        that makes the points depend on the bytes alone, never on how the writes happened to
+        coalesce, so every run cancels at the same place.
+
         A handler that leaves something behind is caught. This one hands work to a background
         task (fire and forget) in a nursery that outlives the connection, a common way to
         leak work past shutdown:
@@ -1176,7 +1554,7 @@ NB5: list[Cell] = [
 
                 async def leaky(conn: trio_tcp.Connection) -> None:
                     outside.start_soon(trio.sleep_forever)  # "log it later"
-                    await by_lines(conn)
+                    await lessons.shout_lines(conn)
 
                 try:
                     await cancellation_sweep(leaky, conversation)
@@ -1207,13 +1585,8 @@ NB5: list[Cell] = [
         import tempfile
 
         TEST_FILE = '''
-        import trio_tcp
+        from trio_tcp.lessons import shout_lines as by_lines
         from trio_tcp.testing import rechunk
-
-
-        async def by_lines(conn: trio_tcp.Connection) -> None:
-            async for line in conn.lines():
-                await conn.send_all(b"<" + line.upper() + b">\\\\n")
 
 
         async def test_shouts_on_every_transport(transport_server):
@@ -1240,6 +1613,29 @@ NB5: list[Cell] = [
         print("\\n".join(line for line in result.stdout.splitlines() if line.strip()))
         """
     ),
+    md(
+        """
+        ## Exercise
+
+        Make a shouting handler (`hi` → `<HI>`, one answer per line) that gives the right
+        answer however the bytes arrive and survives the cancellation sweep. The first try
+        below is `by_chunks` again; the check runs the conversation as sent, one byte per
+        read, in random pieces, and then the sweep. (One solution:
+        `trio_tcp.lessons.solutions.solution_shout`.)
+        """
+    ),
+    code(
+        """
+        async def my_shout(conn: trio_tcp.Connection) -> None:
+            async for chunk in conn:
+                await conn.send_all(b"<" + chunk.rstrip(b"\\n").upper() + b">\\n")
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_shout_exercise, my_shout))
+        """
+    ),
     CLOSE,
 ]
 
@@ -1249,42 +1645,150 @@ NB6: list[Cell] = [
         """
         # 6 · How fast is it?
 
-        Measured here, on your machine, in a few seconds: an **echo server** (send bytes back
-        as they come) written three ways, each the version a user would write:
+        The figures in this notebook come from **`bench/published.json`**, the committed
+        result of the project's benchmark, not from this notebook: `python bench/published.py
+        --out bench/published.json` runs every server in its own process against a load
+        generator written in C, several times, alternating the order of the servers from run
+        to run, and records for each server and workload the **median and the range** over
+        the runs, the ratio to plain Trio measured in the same run, and the CPU time the
+        server spent per operation. The file says when, where and with which command it was
+        made; the first cell prints that.
 
-        * **trio_tcp**: `trio_tcp.serve`, `async for chunk in conn` + `send_all`;
-        * **plain Trio**: `trio.serve_tcp`, the same loop on a `SocketStream`;
-        * **asyncio**: `asyncio.start_server`, `read(65536)` + `write` + `drain`.
-
-        Two figures for each: **round trips per second** (send 64 bytes, wait for them to
-        come back, repeat: this is latency-bound) and **throughput** (push 32 MiB through the
-        echo as fast as it goes).
-
-        Be careful with what these numbers mean. Here the client is Python too, in a thread
-        of the same process, so client and server share one interpreter lock: the figures
-        compare the servers *with each other* under identical conditions, they are not what
-        a server can do. For that, `python bench/run.py` runs each server in its own process
-        against a load generator written in C (`make bench`; `--quick` takes about 30 s).
+        The servers are echo servers written the way a user would write them: `trio_tcp`
+        (`trio_tcp.serve`, `async for chunk in conn` + `send_all`), the `trio-tcp serve`
+        command, plain Trio (`trio.serve_tcp`), asyncio streams (and with uvloop), and Node's
+        `net` module, when installed. At the end, a short run inside the notebook is a
+        **demonstration** of how such figures are taken, not a measurement.
         """
     ),
     SETUP,
+    code(
+        """
+        import json
+        import pathlib
+
+        PUBLISHED = pathlib.Path("../bench/published.json")
+        if PUBLISHED.exists():
+            published = json.loads(PUBLISHED.read_text())
+            print(f"figures from {PUBLISHED.name}, generated {published['generated']}")
+            print(f"command: {published['command']}")
+            print(f"{published['runs']} alternated runs on {published['machine']}")
+        else:
+            published = None
+            print("bench/published.json is not there: run `python bench/published.py "
+                  "--out bench/published.json` to make it; only the demonstration below runs.")
+        """
+    ),
     md(
         """
-        ## The three servers
+        ## The table
 
-        The Trio ones run in the background Trio thread. The asyncio one runs on the
-        notebook kernel's own asyncio loop, which is idle whenever a cell is waiting, so it
-        serves while the measuring cells run.
+        For each workload: the server's median over the runs and its range (lowest to
+        highest), then its ratio to plain Trio in the same run (median and range; above 1 is
+        better than plain Trio: faster, or for idle memory, less memory per connection), and
+        the CPU time the server used per operation.
+        """
+    ),
+    code(
+        """
+        if published:
+            for workload in dict.fromkeys(row["workload"] for row in published["rows"]):
+                print(f"--- {workload}")
+                for row in published["rows"]:
+                    if row["workload"] != workload:
+                        continue
+                    ratio = ("" if row["ratio_trio_median"] is None else
+                             f"{row['ratio_trio_median']:5.2f}x trio "
+                             f"({row['ratio_trio_min']:.2f}-{row['ratio_trio_max']:.2f})")
+                    cpu = ("" if row["cpu_us_per_op_median"] is None else
+                           f"{row['cpu_us_per_op_median']:6.1f} µs CPU/op")
+                    print(f"  {row['server']:16} {row['median']:>11,.1f} {row['unit']:8} "
+                          f"({row['min']:,.1f}-{row['max']:,.1f})  {ratio}  {cpu}")
+        """
+    ),
+    md(
+        """
+        ## As a picture
+
+        One panel per workload: each server's ratio to plain Trio (the dot is the median, the
+        bar the range over the runs; to the right is better). The grey line is plain Trio
+        itself. A range that crosses the line means the difference is within the noise of
+        the machine the figures were taken on.
+        """
+    ),
+    code(
+        """
+        if published:
+            workloads = list(dict.fromkeys(row["workload"] for row in published["rows"]))
+            servers = list(dict.fromkeys(row["server"] for row in published["rows"]))
+            columns = 3
+            rows_of_panels = -(-len(workloads) // columns)
+            fig, axes = plt.subplots(rows_of_panels, columns, figsize=(11, 2.3 * rows_of_panels),
+                                     sharey=True, squeeze=False)
+            for ax, workload in zip(axes.flat, workloads):
+                mine = {r["server"]: r for r in published["rows"] if r["workload"] == workload}
+                for y, name in enumerate(servers):
+                    row = mine.get(name)
+                    if not row or row["ratio_trio_median"] is None:
+                        continue
+                    median = row["ratio_trio_median"]
+                    ax.errorbar(median, y, fmt="o", color=f"C{y}",
+                                xerr=[[median - row["ratio_trio_min"]],
+                                      [row["ratio_trio_max"] - median]], capsize=3)
+                ax.axvline(1.0, color="grey", lw=1)
+                ax.set_title(workload, fontsize=9)
+                ax.set_yticks(range(len(servers)), servers, fontsize=8)
+                ax.tick_params(axis="x", labelsize=8)
+            axes[0][0].invert_yaxis()  # the first server on top (the y axis is shared)
+            for ax in list(axes.flat)[len(workloads):]:
+                ax.axis("off")
+            fig.supxlabel("ratio to plain Trio in the same run (above 1: better)", fontsize=9)
+            fig.tight_layout()
+            plt.show()
+        """
+    ),
+    md(
+        """
+        ## Where the speed comes from
+
+        Every server here makes the same system calls into the same kernel; the differences
+        are the Python work around them. trio_tcp's `Connection` has one *fast path* (one
+        class, `trio_tcp/_connection.py`) that calls `recv` and `send` on the socket
+        directly. It **tries first and waits only when the kernel has nothing**: a read that
+        finds no data lets the other tasks run a couple of times before it registers with
+        epoll, because in a request/response exchange the peer's bytes usually arrive within
+        a scheduling round (registering costs a system call and a wake-up). It **yields to
+        other tasks every few operations** instead of at every call. The server **creates a
+        cancel scope per connection only when `idle_timeout` needs one**, and computes log
+        fields (a `getpeername` call) only when debug logging is on. None of this changes
+        what a handler sees: cancellation still happens at every call that waits.
+
+        Your handler matters as much: a handler that answers a burst of 200 lines with 200
+        `send_all` calls makes 200 system calls where one would do. That is the exercise
+        below.
+
+        ## A demonstration (not a measurement)
+
+        To show how such figures are taken, three echo servers run in this notebook, and a
+        Python client in a worker thread of the same process times round trips (send 64
+        bytes, wait for them to come back, repeat) and pushes 8 MiB through. Client and
+        servers share one process and one interpreter lock, and the order is fixed, so
+        these numbers are **not** a benchmark: run the cell twice and they move by tens of
+        percent, sometimes changing places. The table above is what to quote.
         """
     ),
     code(
         """
         import asyncio
+        import socket
+        import threading
+        import time
 
+        from trio_tcp import lessons
 
-        async def trio_tcp_echo(conn: trio_tcp.Connection) -> None:
-            async for chunk in conn:
-                await conn.send_all(chunk)
+        SECONDS = 0.3  # per server and figure
+        MESSAGE = bytes(range(64))
+        BULK = 8 * 1024 * 1024
 
 
         async def trio_echo(stream: trio.SocketStream) -> None:
@@ -1301,35 +1805,19 @@ NB6: list[Cell] = [
                 writer.close()
 
 
-        server = await trio_bg.start(functools.partial(trio_tcp.serve, trio_tcp_echo, 0))
+        server = await trio_bg.start(functools.partial(trio_tcp.serve, lessons.echo, 0),
+                                     name="trio_tcp")
         listeners = await trio_bg.start(
-            functools.partial(trio.serve_tcp, trio_echo, 0, host="127.0.0.1")
+            functools.partial(trio.serve_tcp, trio_echo, 0, host="127.0.0.1"), name="trio"
         )
+        if "aio_server" in globals():  # this cell run again: close the previous one
+            aio_server.close()
         aio_server = await asyncio.start_server(asyncio_echo, "127.0.0.1", 0)
         PORTS = {
             "trio_tcp": server.port,
             "plain Trio": listeners[0].socket.getsockname()[1],
             "asyncio": aio_server.sockets[0].getsockname()[1],
         }
-        """
-    ),
-    md(
-        """
-        ## The client
-
-        Plain blocking sockets in a worker thread (`asyncio.to_thread`), the same code for all
-        three servers. `TCP_NODELAY` is on so that small messages go out at once.
-        """
-    ),
-    code(
-        """
-        import socket
-        import threading
-        import time
-
-        SECONDS = 0.5  # per server and figure
-        MESSAGE = bytes(range(64))
-        BULK = 32 * 1024 * 1024
 
 
         def connect(port: int) -> socket.socket:
@@ -1339,7 +1827,6 @@ NB6: list[Cell] = [
 
 
         def round_trips(port: int) -> list[float]:
-            # One 64-byte message at a time; returns each round trip's duration in seconds.
             latencies = []
             with connect(port) as sock:
                 end = time.perf_counter() + SECONDS
@@ -1348,22 +1835,17 @@ NB6: list[Cell] = [
                     got = b""
                     while len(got) < len(MESSAGE):
                         got += sock.recv(65536)
-                    assert got == MESSAGE
                     latencies.append(time.perf_counter() - start)
             return latencies
 
 
         def throughput(port: int) -> float:
-            # Pushes BULK bytes through the echo (a second thread reads); returns bytes/s.
             with connect(port) as sock:
                 received = 0
 
                 def read_back() -> None:
                     nonlocal received
-                    while received < BULK:
-                        data = sock.recv(1 << 20)
-                        if not data:
-                            break
+                    while received < BULK and (data := sock.recv(1 << 20)):
                         received += len(data)
 
                 reader = threading.Thread(target=read_back)
@@ -1373,67 +1855,62 @@ NB6: list[Cell] = [
                 for _ in range(BULK // len(block)):
                     sock.sendall(block)
                 reader.join()
-                assert received == BULK
-                return BULK / (time.perf_counter() - start)
-        """
-    ),
-    md("## Measure"),
-    code(
-        """
+                return received / (time.perf_counter() - start)
+
+
         results = {}
         for name, port in PORTS.items():
             latencies = await asyncio.to_thread(round_trips, port)
             rate = await asyncio.to_thread(throughput, port)
             results[name] = {"latencies": latencies, "rt/s": len(latencies) / SECONDS,
                              "MB/s": rate / 1e6}
-
         base = results["plain Trio"]
-        header = ["round trips/s", "vs Trio", "throughput", "vs Trio"]
-        print(f"{'server':11} {header[0]:>14} {header[1]:>8} {header[2]:>14} {header[3]:>8}")
+        print("demonstration only (one process, one run, fixed order):")
+        print(f"{'server':11} {'round trips/s':>14} {'vs Trio':>8} {'throughput':>14} {'vs Trio':>8}")
         for name, r in results.items():
             print(f"{name:11} {r['rt/s']:14,.0f} {r['rt/s'] / base['rt/s']:8.2f} "
                   f"{r['MB/s']:10,.0f} MB/s {r['MB/s'] / base['MB/s']:8.2f}")
         """
     ),
-    md(
-        """
-        ## As pictures
-
-        Left: the two figures side by side (higher is better). Right: how long each round
-        trip took, as a cumulative distribution: a curve further left is faster, and its
-        right-hand tail shows the occasional slow round trip.
-        """
-    ),
     code(
         """
-        names = list(results)
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-        for ax, key, title in [(axes[0], "rt/s", "round trips per second"),
-                               (axes[1], "MB/s", "throughput, MB/s")]:
-            values = [results[n][key] for n in names]
-            bars = ax.bar(names, values, color=["C0", "C1", "C2"])
-            ax.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=8)
-            ax.set_title(title, fontsize=10)
-        for i, name in enumerate(names):
-            latencies = sorted(t * 1e6 for t in results[name]["latencies"])
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for i, (name, r) in enumerate(results.items()):
+            latencies = sorted(t * 1e6 for t in r["latencies"])
             share = [(k + 1) / len(latencies) for k in range(len(latencies))]
-            axes[2].plot(latencies, share, color=f"C{i}", label=name)
-        axes[2].set_xscale("log")
-        axes[2].set_xlabel("round trip, microseconds")
-        axes[2].set_ylabel("share of round trips")
-        axes[2].legend(fontsize=8)
-        axes[2].set_title("round-trip latency", fontsize=10)
-        fig.tight_layout()
+            ax.plot(latencies, share, color=f"C{i}", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("round trip, microseconds (log scale)")
+        ax.set_ylabel("share of round trips")
+        ax.set_title("Demonstration: round-trip latency in this notebook (not a benchmark)",
+                     fontsize=9)
+        ax.legend(fontsize=8)
         plt.show()
         """
     ),
     md(
         """
-        How to read them: the "vs Trio" columns are ratios to plain Trio measured in the same
-        minute, which is the fair comparison here. Run the cell again and every figure moves,
-        sometimes by tens of percent, and even the order can change: two cores shared by a
-        Python client and a Python server are a noisy instrument. That noise is why
-        `bench/run.py` runs longer, pins processes to cores and reports CPU time per request.
+        ## Exercise
+
+        Write a handler that answers every line with the line in capitals, and answers
+        **a burst of lines with one `send_all`**, not one per line. The first try below is
+        right but makes one send per line. The check sends 200 lines in one write and counts
+        your sends (at most 20 pass), and checks the answers when the bytes arrive one at a
+        time and in random pieces. Hint: `trio_tcp.framing.LineFramer().feed(chunk)` gives
+        every complete line of a chunk at once. (One solution:
+        `trio_tcp.lessons.solutions.solution_batching`.)
+        """
+    ),
+    code(
+        """
+        async def capitals(conn: trio_tcp.Connection) -> None:
+            async for line in conn.lines():
+                await conn.send_all(line.upper() + b"\\n")
+        """
+    ),
+    code(
+        """
+        print(await trio_bg.run(lessons.check_batching_exercise, capitals))
         """
     ),
     code(
@@ -1446,6 +1923,443 @@ NB6: list[Cell] = [
     ),
 ]
 
+# ---------------------------------------------------------------------------------------------
+NB7: list[Cell] = [
+    md(
+        """
+        # 7 · On the wire
+
+        The other notebooks treat a connection as a pipe of bytes. This one looks at what the
+        operating system does underneath, with real sockets on loopback, and reads the
+        kernel's own table of sockets as it goes: addresses and ports, the handshake, how a
+        connection ends (FIN or RST) and what each side then sees, half-close, where
+        back-pressure lives (the kernel's buffers), a deadlock two polite programs can get
+        into, and byte order.
+
+        The kernel's table is `/proc/net/tcp` on Linux (`ss -tan` prints the same thing);
+        `trio_tcp.lessons.kernel_sockets(port)` reads it and keeps the rows where `port` is
+        at either end.
+        """
+    ),
+    SETUP,
+    code(
+        """
+        import socket
+        import struct
+
+        from trio_tcp.lessons import kernel_sockets
+
+
+        def table(port: int, title: str) -> None:
+            print(f"-- kernel's table, {title}:")
+            for row in kernel_sockets(port):
+                print(f"   {row.state:11} {row.local[0]}:{row.local[1]:<5} -> "
+                      f"{row.peer[0]}:{row.peer[1]:<5} send queue {row.send_queue:>7} "
+                      f"receive queue {row.receive_queue:>7}")
+        """
+    ),
+    md(
+        """
+        ## Addresses, ports and the ephemeral port
+
+        A TCP connection is named by four numbers: the two ends' addresses and ports. The
+        server chose its port (here 0: "any free one", so the kernel picks). The client
+        usually does not choose: the kernel gives it an **ephemeral port** from a range it
+        keeps for that. And the kernel completes the connection (the three-way
+        **handshake**: SYN, SYN-ACK, ACK) *before* the server program calls `accept`: the
+        table already shows the connection established, and `accept` only hands it over.
+        """
+    ),
+    code(
+        """
+        import shutil
+
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        print(f"ephemeral ports on this machine: {low} to {high}")
+
+
+        async def addresses() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            table(port, "a listening socket")
+            client = await trio_tcp.open_connection("127.0.0.1", port)
+            print("client connected from", client.local, "to", client.peer)
+            table(port, "after connect, before accept")
+            if shutil.which("ss"):  # the same rows, as the usual tool prints them
+                ss = await trio.run_process(
+                    ["ss", "-tan", f"( sport = :{port} or dport = :{port} )"], capture_stdout=True
+                )
+                print("-- ss -tan says:\\n" + ss.stdout.decode().rstrip())
+            server_side = await listeners[0].accept()
+            print("accepted: the server's end is", server_side.socket.getsockname(),
+                  "talking to", server_side.socket.getpeername())
+            for resource in [client, server_side, *listeners]:
+                await resource.aclose()
+
+
+        await trio_bg.run(addresses)
+        """
+    ),
+    md(
+        """
+        ## Connection refused
+
+        When nothing listens on a port, the other machine's kernel answers the SYN with a
+        **RST** (reset) and `connect` fails at once with `ConnectionRefusedError`. (When the
+        machine does not answer at all, say a firewall drops the SYN, `connect` waits
+        instead: that is what `open_connection(..., connect_timeout=...)` is for.)
+        """
+    ),
+    code(
+        """
+        import os
+
+        with socket.socket() as probe:  # find a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            free_port = probe.getsockname()[1]
+
+
+        async def refused(port: int) -> None:
+            try:
+                await trio_tcp.open_connection("127.0.0.1", port)
+            except OSError as exc:
+                # Trio tries every address of the host; the cause holds each attempt's error.
+                first = exc.__cause__.exceptions[0] if exc.__cause__ else exc
+                print(f"connect to port {port}: {type(first).__name__} "
+                      f"(errno {first.errno}, {os.strerror(first.errno)})")
+
+
+        await trio_bg.run(refused, free_port)
+        """
+    ),
+    md(
+        """
+        ## FIN and RST: two ways to end, and what the other side sees
+
+        * **FIN** is the orderly end: "I will send nothing more". The peer reads whatever was
+          still on its way, then **end of stream**: `receive_some` returns `b""`, and
+          `receive_line` raises `trio_tcp.EndOfStream`. `aclose()` and a handler that
+          returns send a FIN.
+        * **RST** is the abort: "this connection is gone". Unread data is thrown away, and
+          the peer's next read or write fails with **`trio.BrokenResourceError`** (the OS
+          says `ECONNRESET`). A program crashing with unread input, or closing with
+          `SO_LINGER` set to zero, sends one. Writing to a socket the peer has closed
+          gets one back too (then `EPIPE`).
+
+        Both ends' states, read from the kernel after each step, are drawn below.
+        """
+    ),
+    code(
+        """
+        STEPS: dict[str, list[tuple[str, dict[str, str]]]] = {}
+
+
+        def states(port: int, client_port: int) -> dict[str, str]:
+            found = {"client": "(gone)", "server": "(gone)"}
+            for row in kernel_sockets(port):
+                if row.state == "LISTEN":
+                    continue
+                found["client" if row.local[1] == client_port else "server"] = row.state
+            return found
+
+
+        async def connected_pair(listener):
+            client = await trio_tcp.open_connection("127.0.0.1", listener.socket.getsockname()[1])
+            server_side = trio_tcp.Connection(await listener.accept())
+            return client, server_side
+
+
+        async def ending(kind: str) -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            client, server_side = await connected_pair(listeners[0])
+            steps = STEPS[kind] = []
+
+            def note(step: str) -> None:
+                steps.append((step, states(port, client.local[1])))
+
+            note("connected")
+            await server_side.send_all(b"last words\\n")
+            await trio.sleep(0.05)
+            if kind == "FIN":
+                await server_side.aclose()
+                await trio.sleep(0.05)
+                note("server aclose(): FIN")
+                print("client reads:", await client.receive_line())
+                try:
+                    await client.receive_line()
+                except trio_tcp.EndOfStream as exc:
+                    print("client reads again: EndOfStream:", exc)
+                await client.aclose()
+                await trio.sleep(0.05)
+                note("client aclose(): FIN")
+            else:
+                await client.send_all(b"unread by the server\\n")
+                await trio.sleep(0.05)
+                server_side.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                              struct.pack("ii", 1, 0))
+                await server_side.aclose()
+                await trio.sleep(0.05)
+                note("server aborts: RST")
+                for attempt in ["reads", "reads again"]:
+                    try:
+                        print(f"client {attempt}:", await client.receive_line())
+                    except trio.BrokenResourceError as exc:
+                        print(f"client {attempt}: BrokenResourceError:", exc.__cause__)
+                await client.aclose()
+                note("client aclose()")
+            await listeners[0].aclose()
+
+
+        async def write_after_fin() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            client, server_side = await connected_pair(listeners[0])
+            await server_side.aclose()
+            await client.send_all(b"are you there?\\n")  # the kernel takes it; the peer: RST
+            await trio.sleep(0.05)
+            try:
+                await client.send_all(b"hello?\\n")
+            except trio.BrokenResourceError as exc:
+                print("writing to a closed peer, the second write: BrokenResourceError:",
+                      exc.__cause__)
+            await client.aclose()
+            await listeners[0].aclose()
+
+
+        for kind in ["FIN", "RST"]:
+            print(f"--- {kind}")
+            await trio_bg.run(ending, kind)
+        print("---")
+        await trio_bg.run(write_after_fin)
+        for kind, steps in STEPS.items():
+            print(f"{kind}: " + " | ".join(f"{step}: client {s['client']}, server {s['server']}"
+                                           for step, s in steps))
+        """
+    ),
+    code(
+        """
+        from matplotlib.patches import Rectangle
+
+        COLORS = {"ESTABLISHED": "#4caf50", "FIN_WAIT1": "#ffb74d", "FIN_WAIT2": "#ff9800",
+                  "CLOSE_WAIT": "#90caf9", "LAST_ACK": "#42a5f5", "TIME_WAIT": "#ce93d8",
+                  "CLOSING": "#ffe082", "(gone)": "#eeeeee"}
+        fig, axes = plt.subplots(2, 1, figsize=(9, 3.8))
+        for ax, (kind, steps) in zip(axes, STEPS.items()):
+            for col, (step, found) in enumerate(steps):
+                for row, end in enumerate(["server", "client"]):
+                    state = found[end]
+                    ax.add_patch(Rectangle((col, row), 0.96, 0.9,
+                                           color=COLORS.get(state, "#bdbdbd")))
+                    ax.text(col + 0.48, row + 0.45, state, ha="center", va="center", fontsize=8)
+            ax.set_xlim(0, len(steps))
+            ax.set_ylim(0, 1.9)
+            ax.set_xticks([c + 0.48 for c in range(len(steps))], [s for s, _ in steps],
+                          fontsize=8)
+            ax.set_yticks([0.45, 1.45], ["server end", "client end"])
+            ax.set_title(f"{kind}: each end's state in the kernel's table after each step",
+                         fontsize=9)
+            ax.tick_params(length=0)
+            for side in ax.spines.values():
+                side.set_visible(False)
+        fig.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        Read the FIN row: the server's FIN moves it to `FIN_WAIT2` ("I am done, waiting for
+        your FIN") and the client to `CLOSE_WAIT` ("the peer is done; my program has not
+        closed yet"; a `CLOSE_WAIT` that stays is a program that forgot to close). When the
+        client closes too, its end is gone and the server's end waits in `TIME_WAIT` for a
+        minute: the side that closed first keeps the four numbers reserved, so stray old
+        packets cannot land in a new connection. In the RST row both ends are gone at once.
+        The client could still read the line that had already arrived; after that its read
+        fails with `BrokenResourceError`.
+
+        ## Half-close
+
+        A FIN closes **one direction**. After `send_eof()` the client can still read; the
+        server sees end of stream and can still answer. This is how "here is my whole
+        request, now reply" works without a length: the exercise at the end uses it.
+        """
+    ),
+    code(
+        """
+        async def half_close() -> None:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            client, server_side = await connected_pair(listeners[0])
+            await client.send_all(b"three lines\\nof a request\\nand that is all\\n")
+            await client.send_eof()
+            request = b""
+            while chunk := await server_side.receive_some():
+                request += chunk
+            await trio.sleep(0.05)
+            table(port, "client sent its FIN, server read to the end")
+            await server_side.send_all(b"%d bytes received\\n" % len(request))
+            await server_side.aclose()
+            print("client reads the answer after its own FIN:", await client.receive_line())
+            await client.aclose()
+            await listeners[0].aclose()
+
+
+        await trio_bg.run(half_close)
+        """
+    ),
+    md(
+        """
+        ## Partial sends and back-pressure in the kernel's buffers
+
+        A socket's `send` hands bytes to the kernel and returns how many it took. The kernel
+        keeps them in the sender's **send queue** until the peer acknowledges them, and the
+        peer's kernel keeps them in its **receive queue** until the program reads. When both
+        are full, a non-blocking `send` takes only part of what it was given (a **partial
+        send**), then nothing at all (`BlockingIOError`). Trio's `send_all` loops over the
+        partial sends and, when nothing is taken, **waits**: that wait is back-pressure.
+
+        Below, plain non-blocking sockets: the server never reads; the client sends 64 KiB
+        at a time until the kernel takes no more, and the table shows where the bytes are.
+        """
+    ),
+    code(
+        """
+        queued = []  # (bytes taken by the kernel so far, client's send queue, server's receive queue)
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", port)) as sender:
+                receiver, _ = listener.accept()
+                with receiver:
+                    sender.setblocking(False)
+                    taken = 0
+                    block = bytes(64 * 1024)
+                    while True:
+                        try:
+                            sent = sender.send(block)
+                        except BlockingIOError:
+                            break
+                        taken += sent
+                        rows = {r.local[1]: r for r in kernel_sockets(port) if r.state != "LISTEN"}
+                        queued.append((taken, rows[sender.getsockname()[1]].send_queue,
+                                       rows[port].receive_queue))
+                        if sent < len(block):
+                            print(f"partial send: asked for {len(block)} bytes, "
+                                  f"the kernel took {sent}")
+                    print(f"the kernel took {taken / 1024:,.0f} KiB, then send() raised "
+                          "BlockingIOError: a blocking socket (or send_all) would wait here")
+                    table(port, "the receiver never reads")
+
+        fig, ax = plt.subplots(figsize=(8, 3))
+        x = [t / 1024 for t, _, _ in queued]
+        ax.stackplot(x, [r / 1024 for _, _, r in queued], [s / 1024 for _, s, _ in queued],
+                     labels=["in the receiver's receive queue", "in the sender's send queue"],
+                     colors=["C0", "C1"])
+        ax.set_xlabel("KiB taken by send() so far")
+        ax.set_ylabel("KiB waiting in the kernel")
+        ax.set_title("Where unread bytes wait: the kernel's queues fill, then send() stops",
+                     fontsize=9)
+        ax.legend(fontsize=8, loc="upper left")
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## The send/send deadlock
+
+        Back-pressure has a trap. Two peers each send a lot **before** reading. Each one's
+        `send_all` waits for the other to read, and neither reads: both wait forever. Any
+        protocol where both sides may send much at once (an echo with a large message, a
+        file copy both ways) can do this; Trio's documentation warns about it.
+
+        The fix is to send and receive **at the same time**, in two tasks of one nursery.
+        """
+    ),
+    code(
+        """
+        BIG = bytes(8 * 1024 * 1024)
+
+
+        async def both_send_then_read(concurrently: bool) -> str:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            a, b = await connected_pair(listeners[0])
+            for conn in (a, b):  # fixed buffers: 8 MiB is far more than they hold on any kernel
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+                conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+
+            async def peer(conn: trio_tcp.Connection) -> None:
+                if concurrently:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(conn.send_all, BIG)
+                        await conn.receive_exactly(len(BIG))
+                else:
+                    await conn.send_all(BIG)
+                    await conn.receive_exactly(len(BIG))
+
+            with trio.move_on_after(1.0) as timer:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(peer, a)
+                    nursery.start_soon(peer, b)
+            for resource in [a, b, *listeners]:
+                await trio.aclose_forcefully(resource)
+            return "stuck: gave up after 1 s" if timer.cancelled_caught else "both done"
+
+
+        print("send, then read:         ", await trio_bg.run(both_send_then_read, False))
+        print("send and read together:  ", await trio_bg.run(both_send_then_read, True))
+        """
+    ),
+    md(
+        """
+        ## Byte order in a length prefix
+
+        A length prefix is a number sent as bytes, and a number of more than one byte can be
+        written with its big end first or its little end first. The internet's convention,
+        **network byte order**, is big-endian: 300 as two bytes is `01 2c`. Read those two
+        bytes the other way round and the length is 11,265: the reader then waits for bytes
+        that never come. `trio_tcp.framing.LengthPrefixFramer` uses network order, as does
+        `struct`'s `"!"`.
+        """
+    ),
+    code(
+        """
+        from trio_tcp.framing import LengthPrefixFramer
+
+        header = (300).to_bytes(2, "big")
+        print("300 as 2 bytes, big-endian:   ", trio_tcp.format_buffer(header))
+        print("300 as 2 bytes, little-endian:", trio_tcp.format_buffer((300).to_bytes(2, "little")))
+        print("struct.pack('!H', 300):       ", trio_tcp.format_buffer(struct.pack("!H", 300)))
+        print("LengthPrefixFramer(2) header: ",
+              trio_tcp.format_buffer(LengthPrefixFramer(2).encode(bytes(300))[:2]))
+        print("01 2c read as little-endian:  ", int.from_bytes(header, "little"))
+        """
+    ),
+    md(
+        """
+        ## Exercise
+
+        Write a handler that reads **until the client half-closes** (its FIN: `receive_some`
+        returns `b""`), then answers with the number of bytes it received, as a line (`6\\n`
+        for `abcdef`), and returns. Below is a first try; run the check, read what it says,
+        fix the handler and run both cells again. (One solution:
+        `trio_tcp.lessons.solutions.solution_byte_count`.)
+        """
+    ),
+    code(
+        """
+        async def count_bytes(conn: trio_tcp.Connection) -> None:
+            chunk = await conn.receive_some()
+            await conn.send_all(b"%d\\n" % len(chunk))
+        """
+    ),
+    code(
+        """
+        from trio_tcp import lessons
+
+        print(await trio_bg.run(lessons.check_byte_count_exercise, count_bytes))
+        """
+    ),
+    CLOSE,
+]
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-your-first-tcp-server.ipynb": NB1,
     "02-bytes-not-messages.ipynb": NB2,
@@ -1453,6 +2367,7 @@ NOTEBOOKS: dict[str, list[Cell]] = {
     "04-cancellation-timeouts-shutdown.ipynb": NB4,
     "05-testing-your-server.ipynb": NB5,
     "06-how-fast-is-it.ipynb": NB6,
+    "07-on-the-wire.ipynb": NB7,
 }
 
 

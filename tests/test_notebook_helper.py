@@ -358,6 +358,9 @@ CELLS: list[tuple[str, str, list[str]]] = [
         'await trio_bg.run(say, "hi")',
         [],
     ),
+    ("autoawait_trio", "%autoawait trio", []),
+    ("trio_cell", 'print("trio cell got", await trio_bg.run(say, "from a trio cell"))', []),
+    ("autoawait_asyncio", "%autoawait asyncio", []),
     ("setup_again", SETUP, []),
     ("client_again", 'print("client got", ask(b"again"))', []),
     ("interrupt_async", "await trio_bg.run(sleeper)", ["interrupt", "raises-exception"]),
@@ -475,6 +478,13 @@ def test_nb_run_prints_and_returns_in_cell(executed: Executed) -> None:
     assert result_of(cell) == "2"
 
 
+def test_nb_run_works_under_autoawait_trio(executed: Executed) -> None:
+    """Under %autoawait trio (each cell its own trio.run) await trio_bg.run() works too."""
+    out = text_of(executed.cells["trio_cell"], "stdout")
+    assert out == "from a trio cell\ntrio cell got 16\n", out
+    assert errors_of(executed.cells["trio_cell"]) == []
+
+
 def test_nb_rerun_setup_replaces_run_on_same_port(executed: Executed) -> None:
     """Re-running the setup cell binds the same port again: the old run was closed."""
     first = text_of(executed.cells["setup"], "stdout")
@@ -542,3 +552,25 @@ def test_refresh_cli_writes_outputs_back(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     [cell] = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
     assert cell.outputs[0]["text"] == "42\n"
+
+
+def test_start_with_a_name_replaces_the_previous_task(trio_bg: tnb.BackgroundTrio) -> None:
+    """Starting under a name again stops the old task first: its port is refused, the new one
+    serves (a re-run cell replaces its server)."""
+    first = trio_bg.start_sync(serve_echo, name="echo")
+    assert ask(first, b"one") == b"one"
+    second = trio_bg.start_sync(serve_echo, name="echo")
+    assert ask(second, b"two") == b"two"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", first), timeout=5).close()
+    other = trio_bg.start_sync(serve_echo, name="other")
+    assert ask(second, b"still") == b"still" and ask(other, b"too") == b"too"
+
+
+def test_run_from_a_trio_cell(trio_bg: tnb.BackgroundTrio) -> None:
+    """Under %autoawait trio a cell is its own trio.run: await run() works there too."""
+
+    async def cell() -> int:
+        return await trio_bg.run(add, 2, 3)
+
+    assert trio.run(cell) == 5

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-PACKAGES = ["trio_tcp", "trio_tcp.framing", "trio_tcp.testing"]
+PACKAGES = ["trio_tcp", "trio_tcp.framing", "trio_tcp.testing", "trio_tcp.lessons"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

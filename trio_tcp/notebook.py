@@ -8,6 +8,7 @@ nursery for long-lived tasks, and lets cells hand work to it::
 
     trio_bg = tnb.start()                       # re-running this cell replaces the old run
     port = await trio_bg.start(my_server, 0)    # like nursery.start: returns what started() got
+    port = await trio_bg.start(my_server, 0, name="echo")  # run again: replaces the old one
     reply = await trio_bg.run(my_client, port)  # one call: its result, or its exception, here
     reply = trio_bg.run_sync(my_client, port)   # the same from a sync cell or a plain script
     trio_bg.close()                             # cancel everything, join the thread
@@ -19,7 +20,9 @@ whichever cell is running at the time; a crash of such a task is printed there w
 traceback, kept in ``.errors``, and the run goes on.
 
 Interrupting the kernel cancels the Trio call the cell is waiting on; the background run and its
-servers survive.
+servers survive. Under ``%autoawait trio`` (each cell its own short ``trio.run``, so a server
+started there dies with its cell) ``await trio_bg.run(...)`` and ``start`` work too: the cell
+waits in a worker thread while the call runs in the background run.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import trio
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["BackgroundTrio", "current", "main", "start"]
+__all__ = ["BackgroundTrio", "current", "main", "show_source", "start"]
 
 T = TypeVar("T")
 ArgsT = TypeVarTuple("ArgsT")
@@ -116,6 +119,8 @@ class BackgroundTrio:
         self._calls: set[_Call[Any]] = set()  # submitted and not finished
         self._closed = False
         self._failure: BaseException | None = None
+        # Tasks started with name=: their cancel scope and an event set when they have ended.
+        self._named: dict[str, tuple[trio.CancelScope, trio.Event]] = {}
         ready = threading.Event()
         # An empty context: the thread must not inherit a cell's context (Python 3.14 can).
         self._thread = threading.Thread(
@@ -169,24 +174,41 @@ class BackgroundTrio:
         self,
         async_fn: Callable[..., Awaitable[object]],
         args: tuple[object, ...],
+        name: str | None = None,
         *,
         task_status: trio.TaskStatus[Any] | None = None,
     ) -> None:
         status = None if task_status is None else _Status(task_status)
+        scope, ended = trio.CancelScope(), trio.Event()
+        if name is not None:
+            self._named[name] = (scope, ended)
         try:
-            if status is None:
-                await async_fn(*args)
-            else:
-                await async_fn(*args, task_status=status)
+            with scope:
+                if status is None:
+                    await async_fn(*args)
+                else:
+                    await async_fn(*args, task_status=status)
         except Exception as exc:
             if status is not None and not status.called:
                 raise  # nursery.start() hands it to whoever is waiting for started()
             self._report_crash(async_fn, exc)
+        finally:
+            ended.set()
+            if name is not None and self._named.get(name, (None,))[0] is scope:
+                del self._named[name]
 
     async def _start_task(
-        self, async_fn: Callable[..., Awaitable[object]], args: tuple[object, ...]
+        self,
+        async_fn: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+        name: str | None = None,
     ) -> object:
-        return await self._nursery.start(self._guard, async_fn, args)
+        previous = None if name is None else self._named.pop(name, None)
+        if previous is not None:  # the same cell run again: stop the old task, free its port
+            scope, ended = previous
+            scope.cancel()
+            await ended.wait()
+        return await self._nursery.start(self._guard, async_fn, args, name)
 
     def _report_crash(self, async_fn: Callable[..., object], exc: Exception) -> None:
         # Unlike Trio's default, one crashed task does not take the run and its servers down.
@@ -250,6 +272,10 @@ class BackgroundTrio:
     ) -> T:
         import asyncio
 
+        # ``%autoawait trio``: the cell is its own trio.run (inside the kernel's asyncio loop's
+        # thread, so asyncio.get_running_loop() would succeed and its futures would confuse Trio).
+        if _in_trio_run():
+            return await self._await_call_from_trio(async_fn, args, context)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         call: _Call[T] = _Call(on_finish=lambda: _wake(loop, waiter))
@@ -263,6 +289,24 @@ class BackgroundTrio:
                     await asyncio.wait_for(waiter, CANCEL_WAIT)
                 exc.add_note("trio_tcp.notebook: the Trio call was cancelled; the run goes on")
                 raise
+        return call.outcome()
+
+    async def _await_call_from_trio(
+        self,
+        async_fn: Callable[..., Awaitable[T]],
+        args: tuple[object, ...],
+        context: contextvars.Context,
+    ) -> T:
+        """Under ``%autoawait trio`` every cell is a fresh ``trio.run`` in the main thread: wait
+        for the background call in a worker thread; a cancelled cell cancels the call."""
+        call: _Call[T] = _Call()
+        self._submit(call, async_fn, args, context)
+        try:
+            await trio.to_thread.run_sync(call.finished.wait, abandon_on_cancel=True)
+        except trio.Cancelled:
+            self._cancel(call)
+            call.finished.wait(CANCEL_WAIT)
+            raise
         return call.outcome()
 
     def _block_on_call(
@@ -319,8 +363,14 @@ class BackgroundTrio:
         self._check_thread("run_sync")
         return self._block_on_call(async_fn, args, contextvars.copy_context())
 
-    async def start(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> Any:
+    async def start(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: str | None = None
+    ) -> Any:
         """Start a long-lived task (a server) in the background nursery, like ``nursery.start``.
+
+        With ``name``, a task started earlier under the same name is cancelled first and
+        waited for (its sockets are closed, its port is free): re-running a cell that starts
+        a server replaces the server instead of leaving the old one listening.
 
         ``async_fn(*args, task_status=...)`` runs in a fresh context, so what it prints lands in
         whichever cell is running at the time. Returns the value it passed to
@@ -334,15 +384,19 @@ class BackgroundTrio:
         Raises:
             trio.RunFinishedError: the run is closed.
         """
-        return await self._await_call(self._start_task, (async_fn, args), contextvars.Context())
+        return await self._await_call(
+            self._start_task, (async_fn, args, name), contextvars.Context()
+        )
 
-    def start_sync(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> Any:
+    def start_sync(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: str | None = None
+    ) -> Any:
         """Like :meth:`start`, blocking the calling thread: for sync cells and plain scripts.
 
         Cancellation: a KeyboardInterrupt before ``started()`` cancels the task and re-raises.
         """
         self._check_thread("start_sync")
-        return self._block_on_call(self._start_task, (async_fn, args), contextvars.Context())
+        return self._block_on_call(self._start_task, (async_fn, args, name), contextvars.Context())
 
     def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Start ``async_fn(*args)`` in the background nursery and return at once.
@@ -403,6 +457,14 @@ class BackgroundTrio:
         exc_tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _in_trio_run() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _wake(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None]) -> None:
@@ -524,6 +586,20 @@ def start() -> BackgroundTrio:
     return _current
 
 
+def show_source(obj: object) -> Any:
+    """The source code of ``obj`` (a function or class), for a notebook cell to display.
+
+    Returns an ``IPython.display.Markdown`` object (a Python code block): the notebooks show
+    the handlers they import from ``trio_tcp.lessons`` this way, so what you read is what
+    runs and what the tests check.
+    """
+    import inspect
+
+    from IPython.display import Markdown
+
+    return Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```")  # type: ignore[no-untyped-call,arg-type,unused-ignore]
+
+
 def current() -> BackgroundTrio | None:
     """The run :func:`start` made last (it may have been closed since), or None."""
     return _current
@@ -549,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per cell")
     options = parser.parse_args(argv)
     for path in options.refresh:
-        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call,arg-type,unused-ignore]
         # No kernel dirs: jupyter_client falls back to ipykernel's own spec on sys.executable.
         kernels = KernelSpecManager(kernel_dirs=[])
         client = NotebookClient(
@@ -559,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute(cleanup_kc=True)  # a km passed in is not shut down unless asked
-        nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
+        nbformat.write(notebook, path)  # type: ignore[no-untyped-call,arg-type,unused-ignore]
         print(f"refreshed {path}")
     return 0
 

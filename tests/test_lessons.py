@@ -164,6 +164,13 @@ async def test_shout_chunks_is_caught_by_the_rechunking_sweep() -> None:
     assert not verdict.passed and "one byte per read" in str(verdict)
 
 
+def _socket_of(conn: Connection) -> trio.socket.SocketType:
+    """The Trio socket under a connection's stream (a socket stream keeps it as ``.socket``)."""
+    sock = getattr(conn.stream, "socket", None)
+    assert isinstance(sock, trio.socket.SocketType), conn.stream
+    return sock
+
+
 async def _chat_on_loopback(
     handler: Callable[[Connection], Awaitable[None]], lines: int
 ) -> tuple[dict[str, list[bytes]], trio_tcp.ServerStats]:
@@ -172,15 +179,13 @@ async def _chat_on_loopback(
     heard: dict[str, list[bytes]] = {"ada": [], "bob": []}
 
     async def small_buffers(conn: Connection) -> None:
-        assert isinstance(conn.stream, trio.SocketStream)
-        conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        _socket_of(conn).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         await handler(conn)
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(functools.partial(trio_tcp.serve, small_buffers, 0))
         silent = await trio_tcp.open_connection("127.0.0.1", server.port)
-        assert isinstance(silent.stream, trio.SocketStream)
-        silent.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        _socket_of(silent).setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await silent.send_all(b"zed\n")
         speakers = {
             name: await trio_tcp.open_connection("127.0.0.1", server.port) for name in heard

@@ -243,6 +243,7 @@ def test_help_documents_the_quiet_period_and_the_timeout_rule() -> None:
         (["--lines", "--file", "x"], "argument --lines: not allowed with argument --file"),
         (["--unix", "/tmp/x.sock", "--port", "4000"], "--port: not allowed with argument --unix"),
         (["--unix", "/tmp/x.sock", "--host", "::1"], "--host: not allowed with argument --unix"),
+        (["--unix", ""], "argument --unix: expected a socket path, not an empty string"),
         (["--timeout", "-1"], "expected seconds >= 0"),
         (["--timeout", "nan"], "expected seconds >= 0"),
     ],
@@ -265,6 +266,17 @@ def test_serve_unix_with_port_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "trio-tcp: error: argument --port: not allowed with argument --unix\n"
+
+
+def test_serve_empty_unix_path_is_a_usage_error() -> None:
+    """`serve --unix ''` (an unset shell variable): one line, exit 2, not a traceback."""
+    result = subprocess.run(
+        [*CLI, "serve", "--unix", ""], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "trio-tcp: error: argument --unix: expected a socket path, not an empty string\n"
+    )
 
 
 # ---------------------------------------------------------------------- Ctrl-C from a terminal

@@ -215,6 +215,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _unix_path(text: str) -> str:
+    """argparse type: a Unix socket path; an empty one would silently mean something else."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a socket path, not an empty string")
+    return text
+
+
 def _seconds(text: str) -> float:
     """argparse type: a duration in seconds, ``>= 0``; ``inf`` is accepted."""
     try:
@@ -269,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="default 127.0.0.1 (loopback)")
         sub.add_argument("--port", type=_port, help=f"default {DEFAULT_PORT}")
         sub.add_argument(
-            "--unix", metavar="PATH", help="a Unix socket instead of TCP (not with --host/--port)"
+            "--unix",
+            type=_unix_path,
+            metavar="PATH",
+            help="a Unix socket instead of TCP (not with --host/--port)",
         )
 
     s = commands.add_parser("serve", help="run the tutorial's server (prints every chunk)")

@@ -684,6 +684,9 @@ async def _connect(args: argparse.Namespace) -> Connection:
         return await open_connection(args.host, args.port, ssl_context=context)
     except trio.BrokenResourceError as exc:  # the TLS handshake failed
         reason = getattr(exc.__cause__, "reason", None) or exc.__cause__ or "connection closed"
+        detail = getattr(exc.__cause__, "verify_message", None)  # ssl.SSLCertVerificationError
+        if detail:  # which check failed: untrusted issuer, expired, wrong host name
+            reason = f"{reason}: {detail}"
         raise RuntimeFailure(f"cannot connect to {where}: TLS handshake failed: {reason}") from None
     except socket.gaierror:
         raise RuntimeFailure(f"cannot resolve host {args.host!r}") from None

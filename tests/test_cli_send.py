@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import socket
+import struct
 import subprocess
 import termios
 import threading
@@ -118,6 +119,31 @@ def test_timeout_covers_sending_to_a_peer_that_never_reads(deaf_port: int, tmp_p
     )
     assert match, result.stderr
     assert int(match.group(1)) < 64 << 20  # whole slices the kernel took before the deadline
+
+
+@pytest.mark.parametrize("extra", [[], ["--reply"]])
+def test_peer_that_resets_mid_send_is_one_line(tmp_path: Path, extra: list[str]) -> None:
+    """The peer resets while 32 MiB are on their way: exit 1, one line, not a traceback."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(32 << 20))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def reset_the_first_connection() -> None:
+            conn, _ = listener.accept()
+            conn.recv(1)  # the sender is connected and sending
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # SO_LINGER 0: close sends RST
+
+        resetter = threading.Thread(target=reset_the_first_connection, daemon=True)
+        resetter.start()
+        port = str(listener.getsockname()[1])
+        result = send("--port", port, "--file", str(path), "--timeout", "30", *extra)
+        resetter.join(TIMEOUT)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"trio-tcp: error: connection to 127.0.0.1:{port} broke: ")
 
 
 def test_timeout_covers_connecting() -> None:

@@ -841,7 +841,8 @@ async def _send_command(args: argparse.Namespace) -> None:
                         f"sent {_plural(exchange.lines, 'line')} ({exchange.sent} bytes) "
                         f"to {exchange.where}"
                     )
-            except trio.BrokenResourceError as exc:
+            except* trio.BrokenResourceError as group:  # the peer closed or reset mid-send
+                exc = group.exceptions[0]
                 raise RuntimeFailure(f"connection to {exchange.where} broke: {exc}") from None
     if scope.cancelled_caught:
         raise RuntimeFailure(exchange.timeout_message(timeout or 0.0))

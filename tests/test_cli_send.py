@@ -430,6 +430,29 @@ def test_send_lines_reply_marks_an_unterminated_last_line(listener: socket.socke
     ]
 
 
+def test_send_lines_reply_escapes_control_bytes(listener: socket.socket) -> None:
+    """A hostile server's ESC, BEL and CR are escaped: no cleared screen, no forged line."""
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while conn.recv(1024):
+                pass
+            conn.sendall(b"hi\x1b[2J\x07\rFORGED \xff\\\n\x1b]0;title\x07")
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    port = listener.getsockname()[1]
+    result = send("--port", str(port), "--lines", "--reply", stdin=b"x\n")
+    thread.join(TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "reply hi\\x1b[2J\\x07\\rFORGED \\xff\\\\",
+        "reply \\x1b]0;title\\x07 (no line ending)",
+        f"sent 1 line (2 bytes) to 127.0.0.1:{port}",
+    ]
+
+
 def test_lines_typing_time_is_not_counted_by_timeout(listener: socket.socket) -> None:
     """`send --lines --timeout 2`: a pause of 2.5 s between typed lines is not a timeout."""
     import time

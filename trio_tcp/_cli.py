@@ -753,9 +753,9 @@ class _Replies:
         try:
             async for reply in conn.lines():
                 self._rearm()
-                _say(f"reply {reply.decode('utf-8', 'replace')}")
+                _say(f"reply {terminal_safe(reply)}")  # a peer's ESC never reaches the tty
         except IncompleteFrameError as exc:
-            _say(f"reply {exc.partial.decode('utf-8', 'replace')} (no line ending)")
+            _say(f"reply {terminal_safe(exc.partial)} (no line ending)")
 
 
 async def _send_stream(

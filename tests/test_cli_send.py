@@ -146,6 +146,35 @@ def test_peer_that_resets_mid_send_is_one_line(tmp_path: Path, extra: list[str])
     assert result.stderr.startswith(f"trio-tcp: error: connection to 127.0.0.1:{port} broke: ")
 
 
+def test_reply_into_a_closed_pipe_ends_quietly(echo_server: ServeProcess, tmp_path: Path) -> None:
+    """`send --reply | head -1`: once the reader is gone, exit at once without a traceback."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(1 << 20) * 8)
+    args = ["send", "--port", str(echo_server.port), "--file", str(path), "--reply"]
+    with subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith(b"reply <Buffer ")
+        process.stdout.close()  # `head -1` exits
+        stderr = process.stderr.read()
+        code = process.wait(TIMEOUT)
+    assert stderr == b""
+    assert code == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_reply_into_a_full_disk_is_one_line(echo_server: ServeProcess) -> None:
+    """stdout that cannot be written (ENOSPC): one line naming it, exit 1."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [*CLI, "send", "--port", str(echo_server.port), "--reply"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+    assert result.returncode == 1
+    assert result.stderr == b"trio-tcp: error: cannot write to stdout: No space left on device\n"
+
+
 def test_timeout_covers_connecting() -> None:
     """A listener whose accept queue is full drops our SYN: `--timeout 1` says so, exit 1."""
     with socket.socket() as listener:

@@ -68,7 +68,19 @@ class RuntimeFailure(Exception):
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head -1`): run() ends quietly
+    except OSError as exc:  # a full disk, /dev/full: one line, exit 1
+        _stdout_to_devnull()  # so that the interpreter's last flush cannot fail again
+        raise RuntimeFailure(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+def _stdout_to_devnull() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # ---------------------------------------------------------------------- server modes
@@ -884,7 +896,9 @@ def _user_facing_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException
             found = _user_facing_leaf(exc)
             if found is not None:
                 return found
-        elif isinstance(exc, UsageError | RuntimeFailure | KeyboardInterrupt | HardStop):
+        elif isinstance(
+            exc, UsageError | RuntimeFailure | KeyboardInterrupt | HardStop | BrokenPipeError
+        ):
             return exc
     return None
 
@@ -938,9 +952,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except HardStop:
         return EXIT_RUNTIME
     except BrokenPipeError:
-        # stdout went away (`trio-tcp serve | head`): exit quietly, like cat does.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # stdout went away (`trio-tcp serve | head`, `send --reply | head`): exit quietly,
+        # like cat does.
+        _stdout_to_devnull()
         return EXIT_RUNTIME
     return EXIT_OK
 

@@ -435,6 +435,7 @@ async def _serve_command(args: argparse.Namespace) -> None:
     # Output may wait at most until the grace period ends (then it is dropped and counted).
     flush_deadline = math.inf
     hard_stop = False
+    write_failed: OSError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(_serve_task, handler, args)
@@ -442,6 +443,10 @@ async def _serve_command(args: argparse.Namespace) -> None:
             def reader_gone(exc: OSError) -> None:
                 # `trio-tcp serve | head -1`: nobody reads our output any more. Stop quietly
                 # (like cat on EPIPE), gracefully: connections in flight still finish.
+                # Any other failure (a full disk under `> serve.log`) is an error: exit 1.
+                nonlocal write_failed
+                if exc.errno != errno.EPIPE:
+                    write_failed = exc
                 server.close()
 
             stdout.on_broken = reader_gone
@@ -480,6 +485,8 @@ async def _serve_command(args: argparse.Namespace) -> None:
         for writer in (stdout, stderr):
             if not await writer.drain(budget):
                 writer.discard_queued()
+    if write_failed is not None:  # the one line that says why, instead of a count
+        raise RuntimeFailure(f"cannot write to stdout: {write_failed.strerror or write_failed}")
     report_dropped({"stdout": stdout, "stderr": stderr}, stderr.fd)
     if hard_stop:
         raise HardStop

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,11 +40,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ALL_SERVERS = [
     "trio_tcp",
+    "trio_tcp_cli",
     "trio",
     "asyncio_streams",
     "asyncio_protocol",
     "uvloop_streams",
     "uvloop_protocol",
+    "node_net",
 ]
 SATURATED = 0.90  # load generator CPU share above which its figure is its own limit
 
@@ -122,27 +125,72 @@ def _pin(pid: int, cores: set[int] | None) -> None:
 
 
 def server_available(kind: str) -> bool:
-    """uvloop servers need uvloop installed; the others always run."""
-    return not kind.startswith("uvloop") or importlib.util.find_spec("uvloop") is not None
+    """uvloop servers need uvloop installed, node_net needs ``node``; the others always run."""
+    if kind.startswith("uvloop"):
+        return importlib.util.find_spec("uvloop") is not None
+    if kind == "node_net":
+        return shutil.which("node") is not None
+    return True
+
+
+def server_command(kind: str) -> list[str]:
+    """The command line of one echo server; each prints its port once it accepts.
+
+    ``trio_tcp_cli`` is the command line itself (``trio-tcp serve --mode echo``, which says
+    ``listening on 127.0.0.1:PORT``), ``node_net`` is ``bench/node_echo.js``; the rest are
+    ``bench/servers.py``.
+    """
+    if kind == "trio_tcp_cli":
+        return [sys.executable, "-m", "trio_tcp", "serve", "--mode", "echo", "--port", "0",
+                "--max-connections", "100000"]  # fmt: skip
+    if kind == "node_net":
+        return ["node", str(HERE / "node_echo.js"), "0"]
+    return [sys.executable, str(HERE / "servers.py"), kind, "0"]
+
+
+def _read_port(line: str) -> int | None:
+    """The port in ``ready PORT`` or ``listening on HOST:PORT``; None if neither."""
+    words = line.split()
+    if len(words) == 2 and words[0] == "ready" and words[1].isdigit():
+        return int(words[1])
+    if line.startswith("listening on ") and line.rstrip().rsplit(":", 1)[-1].isdigit():
+        return int(line.rstrip().rsplit(":", 1)[-1])
+    return None
 
 
 class ServerProcess:
     """An echo server from bench/servers.py in its own process, pinned to its core."""
 
-    def __init__(self, kind: str, cores: set[int] | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        cores: set[int] | None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
         self.kind = kind
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "servers.py"), kind, "0"],
-            stdout=subprocess.PIPE,
-            text=True,
+            server_command(kind), stdout=subprocess.PIPE, text=True, env=env, cwd=cwd
         )
         _pin(self.proc.pid, cores)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "ready":
+        line = self.proc.stdout.readline()
+        port = _read_port(line)
+        if port is None:
             self.stop()
             raise RuntimeError(f"server {kind} did not start (said {line!r})")
-        self.port = int(line[1])
+        self.port = port
+        # Whatever else it prints (the CLI logs connections) is read and dropped, so a full
+        # pipe never stalls the server being measured.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        stdout = self.proc.stdout
+        try:
+            while stdout is not None and stdout.read(65536):
+                pass
+        except (OSError, ValueError):  # closed by stop()
+            pass
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""

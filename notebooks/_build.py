@@ -461,33 +461,37 @@ NB3: list[Cell] = [
         """
         ## The chat room
 
-        The room is a set of connections. A handler joins the room, reads lines, and sends each
+        The room holds the connections. A handler joins the room, reads lines, and sends each
         one to everybody; when its client leaves, the handler leaves the room. Sending to one
-        client at a time, in order, is the simplest thing that works.
+        client at a time, in order, is the simplest thing that works. Two handlers can
+        broadcast at the same moment, and a Trio stream refuses a second sender while one is
+        sending (`trio.BusyResourceError`), so each member comes with a lock.
         """
     ),
     code(
         """
-        room: set[trio_tcp.Connection] = set()
+        room: dict[trio_tcp.Connection, trio.Lock] = {}  # each member, and its send lock
 
 
         async def broadcast(text: bytes) -> None:
-            for member in list(room):
+            for member, lock in list(room.items()):
                 try:
-                    await member.send_all(text)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    room.discard(member)  # that client went away: its own task cleans up
+                    async with lock:  # two handlers may broadcast at once: one sender at a time
+                        await member.send_all(text)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                    # That client went away (Busy: the server is closing it); its task cleans up.
+                    room.pop(member, None)
 
 
         async def chat(conn: trio_tcp.Connection) -> None:
             name = (await conn.receive_line()).decode()
-            room.add(conn)
+            room[conn] = trio.Lock()
             try:
                 await broadcast(f"* {name} joined\\n".encode())
                 async for line in conn.lines():
                     await broadcast(f"{name}: {line.decode()}\\n".encode())
             finally:
-                room.discard(conn)
+                room.pop(conn, None)
                 with trio.CancelScope(shield=True):
                     await broadcast(f"* {name} left\\n".encode())
 
@@ -636,7 +640,13 @@ NB3: list[Cell] = [
                     async def pump(member=member, receive=receive) -> None:
                         async with receive:
                             async for line in receive:
-                                await member.send_all(line)
+                                batch = [line]  # and whatever queued up meanwhile: one send
+                                while True:
+                                    try:
+                                        batch.append(receive.receive_nowait())
+                                    except (trio.WouldBlock, trio.EndOfChannel):
+                                        break
+                                await member.send_all(b"".join(batch))
 
                     nursery.start_soon(pump)
                 for _ in range(COUNT):

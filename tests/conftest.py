@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(params=["poller", "plain"])
+def socket_waits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast socket stream waiting through the run's shared poller, and
+    again through Trio's own waits (which it uses below ``_POLLER_MIN_STREAMS``)."""
+    from trio_tcp import _socket_stream
+
+    threshold = 1 if request.param == "poller" else 10**9
+    monkeypatch.setattr(_socket_stream, "_POLLER_MIN_STREAMS", threshold)
+    return str(request.param)

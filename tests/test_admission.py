@@ -94,7 +94,6 @@ def test_per_peer_limit_counts_live_connections() -> None:
         {"max_accept_rate": 0},
         {"allow": "10.0.0.1"},
         {"deny": ["nope"]},
-        {"accept_burst": 0},
     ],
 )
 def test_bad_options_raise_value_error(options: dict[str, Any]) -> None:

@@ -95,3 +95,48 @@ def test_loadgen_catches_a_corrupting_server(tmp_path: Path) -> None:
         thread.join(5)
     assert report["ops"] > 0
     assert report["errors"] == report["ops"]  # every round trip was caught
+
+
+def test_command_line_and_node_servers_give_verified_figures() -> None:
+    """`trio-tcp serve --mode echo` (and Node's `net`, where installed) are benchmarked too."""
+    bench = load_bench()
+    servers = ["trio_tcp_cli"] + (["node_net"] if bench.server_available("node_net") else [])
+    rt = [w for w in bench.WORKLOADS if w.name == "50 conns x 64 B"]
+    results = bench.run_suite(
+        servers=servers, workloads=rt, seconds=0.1, idle_conns=20, progress=False
+    )
+    assert {r.server for r in results} == set(servers)
+    for r in results:
+        assert r.errors == 0 and r.ops > 0 and r.verified_bytes > 0, r
+        assert r.server_cpu_us_per_op is not None and r.server_cpu_us_per_op > 0, r
+
+
+def test_published_summary_has_the_schema(tmp_path: Path) -> None:
+    """bench/published.py's rows carry median, range and ratios to Trio from alternated runs."""
+    load_bench()
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "trio_tcp_bench_published", BENCH.parent / "published.py"
+        )
+        assert spec is not None and spec.loader is not None
+        published = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(published)
+        out = tmp_path / "published.json"
+        code = published.main(
+            ["--runs", "2", "--seconds", "0.1", "--servers", "trio_tcp,trio",
+             "--workloads", "50 conns x 64 B", "--out", str(out)]
+        )  # fmt: skip
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert {"generated", "command", "runs", "machine", "rows"} <= set(data)
+    assert data["runs"] == 2
+    rows = {(row["server"], row["workload"]): row for row in data["rows"]}
+    trio_row = rows[("trio", "50 conns x 64 B")]
+    assert trio_row["ratio_trio_median"] == pytest.approx(1.0)
+    ours = rows[("trio_tcp", "50 conns x 64 B")]
+    assert ours["min"] <= ours["median"] <= ours["max"]
+    assert ours["ratio_trio_min"] <= ours["ratio_trio_median"] <= ours["ratio_trio_max"]
+    assert ours["cpu_us_per_op_median"] > 0

@@ -14,10 +14,14 @@ import trio.lowlevel
 import trio.testing
 
 import trio_tcp
-from trio_tcp import _connection
+from trio_tcp import _socket_stream
+from trio_tcp._socket_stream import FastSocketStream, accept_ready
 
 # Every test here talks over real sockets; a hang must become a failure.
 GUARD = 10.0
+
+# Both ways the fast socket stream can wait: the shared poller and Trio's own waits.
+pytestmark = pytest.mark.usefixtures("socket_waits")
 
 
 @asynccontextmanager
@@ -41,18 +45,23 @@ async def socket_pair() -> AsyncIterator[tuple[trio_tcp.Connection, trio_tcp.Con
 
 def reset_on_close(conn: trio_tcp.Connection) -> None:
     """Make closing ``conn`` send a TCP RST instead of a FIN (SO_LINGER 0)."""
-    assert isinstance(conn.stream, trio.SocketStream)
+    assert isinstance(conn.stream, FastSocketStream)
     conn.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 async def test_fast_path_only_for_socket_streams() -> None:
-    """A SocketStream gets the fast path; a memory stream keeps Trio's generic path."""
+    """A SocketStream gets the fast stream over the same socket; a memory stream is kept."""
     with trio.fail_after(GUARD):
-        async with socket_pair() as (server, _client):
-            assert isinstance(server._sock, socket.socket)
-            assert server._sock.fileno() == server.stream.socket.fileno()  # type: ignore[attr-defined]
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        async with listeners[0], await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            fd = stream.socket.fileno()
+            conn = trio_tcp.Connection(stream)
+            assert isinstance(conn.stream, FastSocketStream)
+            assert conn.stream.socket is stream.socket and conn.stream.socket.fileno() == fd
+            await conn.aclose()
         left, _right = trio.testing.memory_stream_pair()
-        assert trio_tcp.Connection(left)._sock is None
+        assert trio_tcp.Connection(left).stream is left
 
 
 async def test_echo_is_byte_exact_with_random_sizes() -> None:
@@ -168,9 +177,14 @@ async def test_cancel_takes_effect_on_next_send() -> None:
             assert await client.receive_exactly(20) == b"ab" * 10
 
 
-async def flood_and_ping(yield_every: int, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Round trips a ping-pong client completes while another connection floods the server."""
-    monkeypatch.setattr(_connection, "_YIELD_EVERY", yield_every)
+async def flood_and_ping(monkeypatch: pytest.MonkeyPatch, *, schedule_points: bool) -> int:
+    """Round trips a ping-pong client completes while another connection floods the server.
+
+    Without ``schedule_points``, the fast stream's checkpoint is replaced by a cancel point
+    that does not yield (the bug this guards against), to show that the test bites.
+    """
+    if not schedule_points:
+        monkeypatch.setattr(_socket_stream, "_checkpoint", trio.lowlevel.checkpoint_if_cancelled)
     pongs = 0
     flood_ready = trio.Event()
     during_flood: list[int] = []
@@ -213,12 +227,12 @@ async def flood_and_ping(yield_every: int, monkeypatch: pytest.MonkeyPatch) -> i
 
 async def test_flooding_connection_does_not_starve_others(monkeypatch: pytest.MonkeyPatch) -> None:
     """While one connection always has data ready, a ping-pong connection keeps progressing."""
-    assert await flood_and_ping(_connection._YIELD_EVERY, monkeypatch) >= 20
+    assert await flood_and_ping(monkeypatch, schedule_points=True) >= 20
 
 
 async def test_fairness_test_detects_starvation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the periodic yield the flood does starve the ping-pong client (the test bites)."""
-    assert await flood_and_ping(10**9, monkeypatch) == 0
+    """Without the yield after each read the flood does starve the ping-pong client."""
+    assert await flood_and_ping(monkeypatch, schedule_points=False) == 0
 
 
 async def test_slow_reader_gets_back_pressure(autojump_clock: trio.testing.MockClock) -> None:
@@ -392,16 +406,14 @@ async def test_empty_send_is_a_checkpoint() -> None:
 
 async def test_accept_ready_takes_every_waiting_connection() -> None:
     """The accept loop's batch helper accepts all queued connections, then stops at EAGAIN."""
-    from trio_tcp._server import _accept_ready
-
     with trio.fail_after(GUARD):
         (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listener.socket.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
         try:
-            streams = _accept_ready(listener)
+            streams = accept_ready(listener)
             assert len(streams) == 5
-            assert _accept_ready(listener) == []  # the queue is empty now: no blocking
+            assert accept_ready(listener) == []  # the queue is empty now: no blocking
             for index, (client, stream) in enumerate(zip(clients, streams, strict=True)):
                 client.sendall(bytes([index]))
                 assert await stream.receive_some(1) == bytes([index])  # arrival order

@@ -72,7 +72,7 @@ async def test_sweep_print_mode_finds_no_leak(
     with trio.fail_after(1000):
         report = await cancellation_sweep(make_mode("print"), send_only_script)
     assert report.points == 22
-    assert report.operations == ["_ChunkIterator.__anext__"] * 22
+    assert report.operations == ["_ReadIterator.__anext__"] * 22
     assert report.result == b""
     printed = capsys.readouterr().out
     assert "<Buffer 0c>" in printed and "<Buffer 22>" in printed
@@ -86,7 +86,7 @@ async def test_sweep_lines_mode_finds_no_leak(
     with trio.fail_after(1000):
         report = await cancellation_sweep(make_mode("lines"), lines_script)
     assert report.points == 42
-    assert report.operations == ["_LineIterator.__anext__"] * 42
+    assert report.operations == ["_ReadIterator.__anext__"] * 42
     assert " cd\n" in capsys.readouterr().out
 
 

@@ -10,34 +10,20 @@ the first refusal of each kind in full, then one summary line per interval with 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Final
 
 import trio
 
-from ._connection import Address, format_address
-from ._proxy_server import Network, parse_networks
-from ._refusal import Refused
+from ._address import Address, Network, client_ip, format_address, parse_networks
+from ._refusal import RefusalKind, Refused
 
 __all__ = ["Admission"]
 
 #: The counter (``ServerStats`` field) of each kind of refusal.
-DENIED: Final = "refused_denied"
-PER_PEER: Final = "refused_per_peer"
-RATE: Final = "refused_rate"
-
-
-def _ip(address: Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(address, tuple):
-        return None
-    try:
-        ip = ipaddress.ip_address(address[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+DENIED: Final[RefusalKind] = "refused_denied"
+PER_PEER: Final[RefusalKind] = "refused_per_peer"
+RATE: Final[RefusalKind] = "refused_rate"
 
 
 class Admission:
@@ -48,8 +34,7 @@ class Admission:
       deny: clients in these addresses/networks are refused (deny wins over allow).
       max_connections_per_peer: at most this many live connections per client IP.
       max_accept_rate: admit at most this many new connections per second on average
-        (a token bucket) ...
-      accept_burst: ... with bursts of up to this many (default: one second's worth).
+        (a token bucket holding one second's worth, so bursts of that size pass).
 
     Non-IP clients (Unix sockets, memory streams) are not subject to allow/deny or the per-peer
     limit (they have no address to judge); the accept rate applies to every connection.
@@ -65,7 +50,6 @@ class Admission:
         deny: Iterable[str] | None = None,
         max_connections_per_peer: int | None = None,
         max_accept_rate: float | None = None,
-        accept_burst: int | None = None,
     ) -> None:
         for name, value in (("allow", allow), ("deny", deny)):
             if isinstance(value, str):
@@ -74,15 +58,13 @@ class Admission:
             raise ValueError("max_connections_per_peer must be >= 1 or None")
         if max_accept_rate is not None and not max_accept_rate > 0:
             raise ValueError("max_accept_rate must be > 0 or None")
-        if accept_burst is not None and accept_burst < 1:
-            raise ValueError("accept_burst must be >= 1 or None")
         self._allow: tuple[Network, ...] | None = (
             parse_networks(allow) if allow is not None else None
         )
         self._deny: tuple[Network, ...] = parse_networks(deny or ())
         self._per_peer = max_connections_per_peer
         self._rate = max_accept_rate
-        self._burst = float(accept_burst or max(1, round(max_accept_rate or 1)))
+        self._burst = float(max(1, round(max_accept_rate or 1)))
         self._tokens = self._burst
         self._refilled_at: float | None = None
         self._live: dict[object, int] = {}
@@ -103,7 +85,7 @@ class Admission:
         Raises:
           Refused: kind ``refused_denied``, ``refused_per_peer`` or ``refused_rate``.
         """
-        ip = _ip(client)
+        ip = client_ip(client)
         if ip is not None:
             if any(ip in network for network in self._deny):
                 self._refuse(DENIED, client, "its address is on the deny list")
@@ -134,5 +116,5 @@ class Admission:
         else:
             self._live.pop(key, None)
 
-    def _refuse(self, kind: str, client: Address, reason: str) -> None:
+    def _refuse(self, kind: RefusalKind, client: Address, reason: str) -> None:
         raise Refused(kind, f"{reason} ({format_address(client)})")

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from ._proxy_server import parse_networks
+from ._address import parse_networks
 from ._server import Server
 
 __all__ = [

@@ -3,187 +3,61 @@
 The I/O layer is one thin pump (websockets' ``trio/connection.py``): it receives chunks,
 keeps them in a ``ReceiveBuffer`` and hands out exact reads, delimited reads, lines and
 frames. No protocol logic lives here: framers are sans-IO and parse straight out of this
-connection's buffer, so bytes never get trapped inside a framer.
+connection's buffer through its public methods, so bytes never get trapped inside a framer.
 
-Checkpoint rules (see also the README):
+A ``Connection`` only ever calls its stream's public methods. Over a real socket that stream
+is the fast socket stream of ``_socket_stream.py`` (a plain ``trio.SocketStream`` passed in
+is re-wrapped in it); over TLS, memory or anything else it is that stream. Either way it is
+the same code: the memory-stream tests and the cancellation sweep run what production runs.
 
-* Every async method is a *cancellation point*: if the surrounding scope is cancelled, the
-  call raises ``trio.Cancelled`` before doing anything.
-* A call that has to wait for the network always yields to the scheduler (it is a full Trio
-  checkpoint). A buffered read that is served entirely from bytes already received does not
-  yield; like ``asyncio.StreamReader`` it returns at once. The buffer is bounded by one
-  network read (``receive_size``), so such a run of reads ends after at most that many
-  bytes and the next read yields.
-* Over a real socket (the wrapped stream is a ``trio.SocketStream``) reads and writes take a
-  fast path: they call ``recv``/``send`` on the non-blocking socket directly and wait with
-  ``trio.lowlevel.wait_readable``/``wait_writable`` only when it would block (``EAGAIN``).
-  Waiting is what costs (each wait re-arms epoll), so a read that finds no data first
-  yields to the other tasks up to ``_PATIENCE`` times (full checkpoints: it may be cancelled
-  there, having taken nothing) and tries again before it parks. A network call that did
-  not have to wait does not yield every time: it yields (a cancel-shielded checkpoint, so
-  nothing it did is undone) once every ``_YIELD_EVERY`` such calls, so a connection whose
-  peer always has data ready cannot starve the others; any wait resets the count. Other
-  streams (memory, TLS) take Trio's own path, where every network call is a checkpoint.
-* Back-pressure is the kernel's: ``send_all`` returns only once the socket took every
-  byte, and a read asks for at most ``receive_size`` bytes, so neither direction queues
-  more than one chunk in user space.
+Checkpoint rules (Trio's, see also the README):
+
+* Every public async method is a full Trio checkpoint: a cancel point (a cancelled scope
+  raises ``trio.Cancelled`` before anything is taken out of the buffer or the stream) and a
+  schedule point, including a buffered read served entirely from bytes already received.
+  All buffered reads go through one loop (``_read``): check for cancellation, try to parse
+  the buffer; on success yield (cancel-shielded: the result is already out of the buffer)
+  and return; otherwise receive a chunk, which is itself a checkpoint, and parse again.
+* Back-pressure is the kernel's: ``send_all`` returns only once the stream took every byte,
+  and a read asks for at most ``receive_size`` bytes, so neither direction queues more than
+  one chunk in user space.
 * Partial data never lives in a local variable across an ``await``: a read cancelled half
   way leaves every byte it had received in the buffer, readable by the next read.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import itertools
-import math
-import socket
-from collections.abc import AsyncIterator, Callable
-from typing import Final, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, NoReturn, TypeVar
 
 import trio
 
+from ._address import Address, format_address, stream_address
 from ._exceptions import EndOfStream, IncompleteFrameError
+from ._socket_stream import DEFAULT_RECEIVE_SIZE, fast_stream, unread_on_socket
 from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
-__all__ = ["Address", "Connection"]
+__all__ = ["Address", "Connection", "format_address"]
 
+T = TypeVar("T")
 FrameT = TypeVar("FrameT")
-
-#: A peer or local address: ``(host, port)`` for TCP, a path for a Unix socket, ``None``
-#: where the transport has no address (a memory stream).
-Address: TypeAlias = "tuple[str, int] | str | None"
-
-# trio's own SocketStream default (trio._highlevel_socket.DEFAULT_RECEIVE_SIZE).
-DEFAULT_RECEIVE_SIZE: Final = 65536
 
 _ids = itertools.count(1)
 
-# Fast-path network calls that may complete without yielding before one yields anyway: a
-# connection whose peer always has data ready then yields at least once every 16 calls
-# (16 x 64 KiB = 1 MiB at most), which keeps the others served, while the hot path of a
-# busy connection pays for one scheduler pass per 16 calls instead of one per call.
-_YIELD_EVERY: Final = 16
-
-# Scheduling rounds a read that found no data yields before it parks on epoll (see
-# _recv_fast): enough for a peer that answers at once, short enough that an idle connection
-# costs two failed recv() calls per read, once.
-_PATIENCE: Final = 2
-
-# SocketStream's translation (trio._highlevel_socket._closed_stream_errnos).
-_CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
-
-
-def _stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
-    """The error SocketStream raises for ``exc``: closed by us, or broken by the peer."""
-    if exc.errno in _CLOSED_ERRNOS:
-        return trio.ClosedResourceError("this socket was already closed")
-    return trio.BrokenResourceError(f"socket connection broken: {exc}")
-
-
-def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
-    """The stdlib socket under a ``trio.SocketStream``, for the fast path; else None.
-
-    Why the socket object (``trio.socket.SocketType._sock``, private to Trio) and not
-    ``os.read``/``os.write`` on ``fileno()``: a closed socket object reports fileno -1 and
-    every call on it fails with EBADF, while a bare fd number is recycled by the kernel as
-    soon as it is closed, so a stale number could read another connection's bytes. We never
-    close or dup it: closing stays with ``SocketStream.aclose`` (which also wakes a task
-    waiting on it through ``notify_closing``). If Trio ever renames the attribute, the
-    generic path is used: slower, never wrong.
-    """
-    if type(stream) is not trio.SocketStream:
-        return None
-    raw = getattr(stream.socket, "_sock", None)
-    return raw if isinstance(raw, socket.socket) else None
+_checkpoint = trio.lowlevel.checkpoint
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 
 
 @functools.lru_cache(maxsize=32)
-def _make_line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
+def _line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
+    """The framer behind ``receive_line``; parse() keeps no state, so one can be shared."""
     return LineFramer(delimiter, max_line_length=max_length, keep_ends=keep_ends)
 
 
-_DEFAULT_LINE_FRAMER: Final = _make_line_framer(b"\n", DEFAULT_MAX_LINE_LENGTH, False)
-
-
-def _line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
-    """The framer behind ``receive_line``; parse() keeps no state, so one can be shared."""
-    if max_length == DEFAULT_MAX_LINE_LENGTH and delimiter == b"\n" and not keep_ends:
-        return _DEFAULT_LINE_FRAMER
-    return _make_line_framer(delimiter, max_length, keep_ends)
-
-
-def _cancel_probe() -> Callable[[], bool]:
-    """A function telling whether the calling task's scope is cancelled, made cheap.
-
-    ``trio.lowlevel.checkpoint_if_cancelled()`` costs a coroutine per call (about 0.5 us),
-    which is as much as parsing a line. The hot paths ask this probe instead and only then
-    await a real checkpoint, which raises ``Cancelled``: the same rule, a third of the cost.
-    The probe reads the field ``checkpoint_if_cancelled`` itself reads (private to Trio, so
-    it is looked up once here, with Trio's public equivalent as the fallback).
-    """
-    try:
-        from trio._core._run import GLOBAL_RUN_CONTEXT as run_context
-
-        run_context.__class__  # noqa: B018 - the import is what may fail
-        assert hasattr(trio.CancelScope, "_cancel_status")
-    except (ImportError, AssertionError):  # pragma: no cover - a future Trio moved it
-
-        def public_probe() -> bool:
-            return trio.current_effective_deadline() == -math.inf
-
-        return public_probe
-
-    def probe() -> bool:
-        return run_context.task._cancel_status.effectively_cancelled
-
-    return probe
-
-
-_cancel_requested: Final = _cancel_probe()
-
-
-def _format_address(raw: object) -> Address:
-    if isinstance(raw, tuple) and len(raw) >= 2:
-        return (str(raw[0]), int(raw[1]))
-    if isinstance(raw, bytes):  # abstract Unix socket names come back as bytes
-        return raw.decode("utf-8", "backslashreplace")
-    if isinstance(raw, str):
-        return raw
-    return None
-
-
-def _socket_address(stream: trio.abc.Stream, *, peer: bool, strict: bool = False) -> Address:
-    """Find the socket under ``stream`` (through SSLStream and friends) and ask it.
-
-    ``None`` for a stream with no socket, or one that will not say (closed, or the peer
-    reset). With ``strict``, an IP socket that will not say raises its ``OSError`` instead:
-    access rules must never mistake a reset TCP peer for a trusted non-IP one.
-    """
-    inner: object = stream
-    for _ in range(8):  # wrappers nest a level or two; never loop forever on a cycle
-        if isinstance(inner, trio.SocketStream):
-            try:
-                raw = inner.socket.getpeername() if peer else inner.socket.getsockname()
-            except OSError:  # already closed, or the peer is gone
-                if strict and inner.socket.family in (socket.AF_INET, socket.AF_INET6):
-                    raise
-                return None
-            return _format_address(raw)
-        inner = getattr(inner, "transport_stream", None)
-        if inner is None:
-            return None
-    return None
-
-
-def format_address(address: Address) -> str:
-    """``127.0.0.1:3099``, ``[::1]:3099``, ``unix:/path`` or ``memory``."""
-    if isinstance(address, tuple):
-        host, port = address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if isinstance(address, str):
-        return f"unix:{address}" if address else "unix:(unnamed)"
-    return "memory"
+_DEFAULT_LINE_FRAMER: Final = _line_framer(b"\n", DEFAULT_MAX_LINE_LENGTH, False)
 
 
 class Connection(trio.abc.HalfCloseableStream):
@@ -192,15 +66,19 @@ class Connection(trio.abc.HalfCloseableStream):
     A ``Connection`` wraps a ``trio.SocketStream``, a ``trio.SSLStream``, a memory stream or
     any other Trio stream, so one handler runs over real sockets and in tests. It *is* a Trio
     stream (``receive_some``, ``send_all``, ``send_eof``, ``aclose``, ``async for chunk in
-    conn``), and adds buffered reads: :meth:`receive_exactly`, :meth:`receive_until`,
-    :meth:`receive_line`, :meth:`lines` and :meth:`frames`.
+    conn``) and passes Trio's own ``check_half_closeable_stream`` over TCP and Unix sockets;
+    it adds buffered reads: :meth:`receive_exactly`, :meth:`receive_until`,
+    :meth:`receive_line`, :meth:`lines` and :meth:`frames`. Every async method is a Trio
+    checkpoint (a cancel point and a schedule point).
 
     Stream states raise Trio's own exceptions: ``trio.ClosedResourceError`` after
     :meth:`aclose`, ``trio.BrokenResourceError`` when the peer or network broke the stream,
     ``trio.BusyResourceError`` when two tasks receive (or two tasks send) at once.
 
     Attributes:
-      stream: the wrapped stream.
+      stream: the stream it calls. A ``trio.SocketStream`` passed in is replaced by
+        trio_tcp's fast socket stream over the same socket (same interface and errors,
+        ``.socket`` included); any other stream is used as it is.
       id: a small integer, unique in this process, for logs (``#3``).
       opened_at: ``trio.current_time()`` when the connection was made.
       bytes_received: bytes that arrived from the network (buffered or not).
@@ -219,10 +97,6 @@ class Connection(trio.abc.HalfCloseableStream):
         "_peer",
         "_receive_size",
         "_receiving",
-        "_sending",
-        "_sock",
-        "_unyielded",
-        "_wake_on_closing",
         "_wake_scope",
         "bytes_received",
         "bytes_sent",
@@ -236,7 +110,6 @@ class Connection(trio.abc.HalfCloseableStream):
         stream: trio.abc.Stream,
         *,
         peer: Address = None,
-        local: Address = None,
         receive_size: int = DEFAULT_RECEIVE_SIZE,
         closing: trio.Event | None = None,
     ) -> None:
@@ -244,8 +117,8 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Args:
           stream: any Trio stream; the connection owns it from now on.
-          peer, local: addresses to report instead of asking the socket (the server passes
-            the original client's address from a PROXY protocol header here).
+          peer: the address to report instead of asking the socket (the server passes the
+            original client's address from a PROXY protocol header here).
           receive_size: how many bytes one network read asks for (and so how far the buffer
             can run ahead of the reader); default 64 KiB, like Trio's SocketStream.
           closing: set when the owner begins a graceful shutdown (:attr:`is_closing`); the
@@ -253,23 +126,19 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if receive_size < 1:
             raise ValueError("receive_size must be >= 1")
-        self.stream = stream
+        self.stream = fast_stream(stream)
         self.id = next(_ids)
         self.opened_at = trio.current_time()
         self.bytes_received = 0
         self.bytes_sent = 0
         self._buffer: ReceiveBuffer | None = None  # made on first buffered read
         self._peer = peer
-        self._local = local
+        self._local: Address = None
         self._receive_size = receive_size
         self._receiving = False
-        self._sending = False
-        self._sock = _raw_socket(stream)  # not None: the fast path (module docstring)
-        self._unyielded = 0
         self._closed = False
         self._closing = closing
-        self._wake_scope: trio.CancelScope | None = None  # an until_closing read parked
-        self._wake_on_closing = False  # the read in progress is an until_closing one
+        self._wake_scope: trio.CancelScope | None = None  # an until_closing read waits
         self._cancel_scope: trio.CancelScope | None = None
         self._idle_mark_bytes = 0
         self._idle_mark_time = self.opened_at
@@ -280,14 +149,14 @@ class Connection(trio.abc.HalfCloseableStream):
     def peer(self) -> Address:
         """The remote address: ``(host, port)``, a Unix path, or ``None`` (memory)."""
         if self._peer is None:
-            self._peer = _socket_address(self.stream, peer=True)
+            self._peer = stream_address(self.stream, peer=True)
         return self._peer
 
     @property
     def local(self) -> Address:
         """The local address: ``(host, port)``, a Unix path, or ``None`` (memory)."""
         if self._local is None:
-            self._local = _socket_address(self.stream, peer=False)
+            self._local = stream_address(self.stream, peer=False)
         return self._local
 
     @property
@@ -332,38 +201,7 @@ class Connection(trio.abc.HalfCloseableStream):
 
     def _unread_on_socket(self) -> bool:
         """Bytes (or end of stream, or an error) wait in the socket's receive queue."""
-        sock = self._sock
-        if sock is None:
-            transport = getattr(self.stream, "transport_stream", None)  # trio.SSLStream
-            sock = _raw_socket(transport) if isinstance(transport, trio.abc.Stream) else None
-            if sock is None:
-                return False
-        try:
-            sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True  # an error is waiting: the next read reports it
-        return True  # bytes (or end of stream) are waiting
-
-    async def _park_unless_closing(self, sock: socket.socket) -> None:
-        """Wait for ``sock`` to be readable, or raise ``_Woken`` once shutdown begins.
-
-        The cancel scope that ``Server.close`` cancels to wake us is entered only here, when
-        the read parks on epoll (which costs an epoll_ctl and a wake-up anyway): a read whose
-        bytes are already there, or arrive within the patience rounds, pays nothing for it.
-        """
-        closing = self._closing
-        if closing is not None and closing.is_set():
-            raise _Woken
-        with trio.CancelScope() as scope:
-            self._wake_scope = scope
-            try:
-                await trio.lowlevel.wait_readable(sock)
-            finally:
-                self._wake_scope = None
-        if scope.cancelled_caught:
-            raise _Woken
+        return unread_on_socket(self.stream)
 
     async def _wait_at_boundary(self) -> bool:
         """For the ``until_closing`` iterators, before a read: False means stop iterating.
@@ -371,7 +209,8 @@ class Connection(trio.abc.HalfCloseableStream):
         Not at a boundary (bytes buffered) or not owned by a server: True at once. At a
         boundary: waits for the peer's next bytes (buffered, True), its end of stream
         (False), or a graceful shutdown while the peer is quiet (False); ``Server.close``
-        cancels :attr:`_wake_scope` to wake it. Nothing received is ever lost.
+        cancels :attr:`_wake_scope` to wake it. Nothing received is ever lost: the chunk
+        goes straight into the buffer, and a cancelled receive took nothing.
         """
         closing = self._closing
         buffer = self._ensure_buffer()
@@ -380,15 +219,7 @@ class Connection(trio.abc.HalfCloseableStream):
         if closing.is_set():
             return not self._peer_quiet()
         self._check_receive()
-        if self._sock is not None:  # the fast path wakes only a parked read (see above)
-            self._wake_on_closing = True
-            try:
-                return await self._fill(buffer)
-            except _Woken:
-                return not self._peer_quiet()
-            finally:
-                self._wake_on_closing = False
-        with trio.CancelScope() as scope:  # other streams: a scope around the whole wait
+        with trio.CancelScope() as scope:
             self._wake_scope = scope
             try:
                 received = await self._fill(buffer)
@@ -397,6 +228,25 @@ class Connection(trio.abc.HalfCloseableStream):
         if scope.cancelled_caught:
             return not self._peer_quiet()
         return received
+
+    def _ensure_buffer(self) -> ReceiveBuffer:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = ReceiveBuffer()
+        return buffer
+
+    async def _fill(self, buffer: ReceiveBuffer) -> bool:
+        """Receive one chunk straight into the buffer (a checkpoint); False at end of stream."""
+        self._receiving = True
+        try:
+            data = await self.stream.receive_some(self._receive_size)
+        finally:
+            self._receiving = False
+        if not data:
+            return False
+        self.bytes_received += len(data)
+        buffer.feed(data)
+        return True
 
     @property
     def buffered(self) -> int:
@@ -428,20 +278,16 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        self._check_receive()
         buffer = self._buffer
         if buffer:
-            await trio.lowlevel.checkpoint()
-            if max_bytes is None or max_bytes >= len(buffer):
-                return buffer.extract_all()
-            return buffer.extract(max_bytes)
+            return await self._read(
+                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
+                None,
+            )
+        self._check_receive()
         self._receiving = True
-        data: bytes | bytearray
         try:
-            if self._sock is not None:
-                data = await self._recv_fast(self._sock, max_bytes or self._receive_size)
-            else:
-                data = await self.stream.receive_some(max_bytes or self._receive_size)
+            data = await self.stream.receive_some(max_bytes or self._receive_size)
         finally:
             self._receiving = False
         self.bytes_received += len(data)
@@ -460,93 +306,8 @@ class Connection(trio.abc.HalfCloseableStream):
           trio.BrokenResourceError: the peer reset the connection.
           trio.BusyResourceError: another task is sending.
         """
-        sock = self._sock
-        if sock is None:
-            await self.stream.send_all(data)
-        else:
-            await self._send_fast(sock, data)
+        await self.stream.send_all(data)
         self.bytes_sent += len(data)
-
-    async def _recv_fast(self, sock: socket.socket, max_bytes: int) -> bytes:
-        """``recv`` straight on the socket; the caller holds the receive flag."""
-        if _cancel_requested():
-            await trio.lowlevel.checkpoint()
-        try:
-            # Try first. On EAGAIN, let the other tasks run (a plain reschedule, no syscall)
-            # up to _PATIENCE times before parking on epoll: parking costs an epoll_ctl and a
-            # wake-up, and in a request/response exchange the peer's next bytes usually land
-            # within a scheduling round. Measured: waiting at once lost to plain Trio (which
-            # yields after every call); one or two rounds of patience beat it.
-            patience = _PATIENCE
-            while True:
-                try:
-                    data = sock.recv(max_bytes)
-                    break
-                except BlockingIOError:
-                    if patience:
-                        patience -= 1
-                        await trio.lowlevel.checkpoint()  # nothing received: may be cancelled
-                    elif self._wake_on_closing:
-                        await self._park_unless_closing(sock)
-                    else:
-                        await trio.lowlevel.wait_readable(sock)
-                    self._unyielded = 0
-        except OSError as exc:
-            raise _stream_error(exc) from (None if exc.errno in _CLOSED_ERRNOS else exc)
-        except ValueError:  # epoll refuses fd -1: the SocketStream was closed underneath us
-            if sock.fileno() == -1:
-                raise trio.ClosedResourceError("this socket was already closed") from None
-            raise
-        self._unyielded += 1
-        if self._unyielded >= _YIELD_EVERY:
-            self._unyielded = 0
-            # Shielded: the bytes are already ours, a cancellation must not drop them.
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        return data
-
-    async def _send_fast(self, sock: socket.socket, data: bytes | bytearray | memoryview) -> None:
-        """``send`` straight on the socket, waiting for writability only when it is full."""
-        if self._closed:
-            raise trio.ClosedResourceError("this connection was already closed")
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this connection")
-        assert isinstance(self.stream, trio.SocketStream)
-        if self.stream.socket.did_shutdown_SHUT_WR:
-            raise trio.ClosedResourceError("can't send data after sending EOF")
-        if _cancel_requested():
-            await trio.lowlevel.checkpoint()
-        self._sending = True
-        try:
-            with memoryview(data) as view:
-                total = len(view)
-                if not total:
-                    if sock.fileno() == -1:
-                        raise trio.ClosedResourceError("socket was already closed")
-                    await trio.lowlevel.checkpoint()
-                    return
-                sent = 0
-                while True:
-                    try:
-                        if sent:
-                            with view[sent:] as remaining:
-                                sent += sock.send(remaining)
-                        else:
-                            sent = sock.send(view)
-                        if sent >= total:
-                            break
-                    except BlockingIOError:
-                        pass
-                    # The kernel's send buffer is full: this is where back-pressure holds.
-                    await trio.lowlevel.wait_writable(sock)
-                    self._unyielded = 0
-        except OSError as exc:
-            raise _stream_error(exc) from (None if exc.errno in _CLOSED_ERRNOS else exc)
-        finally:
-            self._sending = False
-        self._unyielded += 1
-        if self._unyielded >= _YIELD_EVERY:
-            self._unyielded = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``).
@@ -566,8 +327,6 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if not isinstance(self.stream, trio.abc.HalfCloseableStream):
             raise TypeError(f"{type(self.stream).__name__} cannot half-close (send_eof)")
-        if self._sending:  # the fast path does not hold SocketStream's conflict detector
-            raise trio.BusyResourceError("another task is already sending on this connection")
         await self.stream.send_eof()
 
     async def aclose(self) -> None:
@@ -581,31 +340,48 @@ class Connection(trio.abc.HalfCloseableStream):
 
     # ------------------------------------------------------------------ buffered reads
 
-    def _ensure_buffer(self) -> ReceiveBuffer:
+    async def _read(
+        self,
+        parse: Callable[[ReceiveBuffer], T | None],
+        at_eof: Callable[[ReceiveBuffer], T] | None,
+    ) -> T:
+        """The one read loop behind every buffered read: parse, else receive and parse again.
+
+        ``parse`` takes its result out of the buffer or returns ``None`` (leaving the buffer
+        as it was); ``at_eof`` raises the right error when the stream ends first, or returns
+        a last result (a partial line, with ``allow_partial``); it is ``None`` only where
+        bytes are buffered, so the first parse succeeds. Every received chunk goes straight
+        into the buffer, so a cancellation can never lose it.
+        """
+        if self._closed or self._receiving:
+            self._check_receive()
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = ReceiveBuffer()
-        return buffer
-
-    async def _fill(self, buffer: ReceiveBuffer) -> bool:
-        """Receive one chunk into the buffer; False at end of stream.
-
-        The chunk goes straight into the buffer, so a cancellation can never lose it.
-        """
         self._receiving = True
-        data: bytes | bytearray
         try:
-            if self._sock is not None:
-                data = await self._recv_fast(self._sock, self._receive_size)
-            else:
-                data = await self.stream.receive_some(self._receive_size)
+            # Cancel point first: a cancelled read must leave its bytes in the buffer.
+            await _checkpoint_if_cancelled()
+            result = parse(buffer)
+            if result is not None:
+                # Served from the buffer: still a schedule point (Trio's rule), shielded
+                # because the result is already out of the buffer.
+                await _cancel_shielded_checkpoint()
+                return result
+            stream = self.stream
+            size = self._receive_size
+            while True:
+                data = await stream.receive_some(size)  # a checkpoint of its own
+                if not data:
+                    assert at_eof is not None
+                    return at_eof(buffer)  # raises, or makes a last result of what is left
+                self.bytes_received += len(data)
+                buffer.feed(data)
+                result = parse(buffer)
+                if result is not None:
+                    return result
         finally:
             self._receiving = False
-        if not data:
-            return False
-        self.bytes_received += len(data)
-        buffer.feed(data)
-        return True
 
     async def receive_exactly(self, size: int) -> bytes:
         """Return exactly ``size`` bytes.
@@ -619,16 +395,10 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if size < 0:
             raise ValueError("size must be >= 0")
-        self._check_receive()
-        buffer = self._ensure_buffer()
-        if len(buffer) >= size:
-            if _cancel_requested():
-                await trio.lowlevel.checkpoint()
-            return buffer.extract(size)
-        while len(buffer) < size:
-            if not await self._fill(buffer):
-                self._raise_eof(buffer, expected=size)
-        return buffer.extract(size)
+        return await self._read(
+            functools.partial(ReceiveBuffer.maybe_extract, count=size),
+            functools.partial(_raise_eof, expected=size),
+        )
 
     async def receive_until(
         self, delimiter: bytes, *, max_bytes: int = DEFAULT_MAX_LINE_LENGTH
@@ -652,17 +422,12 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if not delimiter:
             raise ValueError("delimiter must not be empty")
-        self._check_receive()
-        buffer = self._ensure_buffer()
-        # Check for cancellation *before* taking bytes out: a read cancelled here must leave
-        # the delimited bytes in the buffer, not drop them on the floor.
-        if _cancel_requested():
-            await trio.lowlevel.checkpoint()
-        found = buffer.extract_until(delimiter, max_bytes=max_bytes)
-        while found is None:
-            if not await self._fill(buffer):
-                self._raise_eof(buffer, expected=None)
-            found = buffer.extract_until(delimiter, max_bytes=max_bytes)
+        found = await self._read(
+            functools.partial(
+                ReceiveBuffer.extract_until, delimiter=delimiter, max_bytes=max_bytes
+            ),
+            functools.partial(_raise_eof, expected=None),
+        )
         return found[: -len(delimiter)]
 
     async def receive_line(
@@ -701,32 +466,12 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Cancellation: the bytes received so far stay buffered for the next read.
         """
-        # _line_framer's shortcut, inlined: this is the hot path of line protocols.
         if max_length == DEFAULT_MAX_LINE_LENGTH and delimiter == b"\n" and not keep_ends:
             framer = _DEFAULT_LINE_FRAMER
         else:
             framer = _line_framer(delimiter, max_length, keep_ends)
-        if self._closed or self._receiving:
-            self._check_receive()
-        buffer = self._buffer
-        if buffer is None:
-            buffer = self._buffer = ReceiveBuffer()
-        # Cancellation is checked before any byte is taken out (a cancelled read loses nothing).
-        if _cancel_requested():
-            await trio.lowlevel.checkpoint()
-        line = framer.parse(buffer)
-        while line is None:
-            if not await self._fill(buffer):
-                if not buffer:
-                    raise EndOfStream("the peer closed the stream")
-                try:
-                    framer.check_eof(buffer)  # raises IncompleteFrameError with the partial line
-                except IncompleteFrameError as exc:
-                    if allow_partial:
-                        return exc.partial
-                    raise
-            line = framer.parse(buffer)
-        return line
+        at_eof = _partial_line_eof if allow_partial else functools.partial(_frame_eof, framer)
+        return await self._read(framer.parse, at_eof)
 
     def lines(
         self,
@@ -747,7 +492,15 @@ class Connection(trio.abc.HalfCloseableStream):
         the peer is quiet (:attr:`is_closing_and_quiet`), waking up if it was waiting for
         the next line when shutdown began.
         """
-        return _LineIterator(self, max_length, delimiter, keep_ends, allow_partial, until_closing)
+        _line_framer(delimiter, max_length, keep_ends)  # bad options fail here, not later
+        read = functools.partial(
+            self.receive_line,
+            max_length=max_length,
+            delimiter=delimiter,
+            keep_ends=keep_ends,
+            allow_partial=allow_partial,
+        )
+        return _ReadIterator(self, read, until_closing)
 
     def chunks(
         self, max_bytes: int | None = None, *, until_closing: bool = False
@@ -759,7 +512,13 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        return _ChunkIterator(self, max_bytes, until_closing)
+        return _ReadIterator(self, functools.partial(self._receive_chunk, max_bytes), until_closing)
+
+    async def _receive_chunk(self, max_bytes: int | None) -> bytes:
+        chunk = await self.receive_some(max_bytes)
+        if not chunk:
+            raise EndOfStream("the peer closed the stream")
+        return chunk
 
     async def receive_frame(self, framer: Framer[FrameT]) -> FrameT:
         """Return the next frame that ``framer`` parses out of this connection's bytes.
@@ -770,24 +529,7 @@ class Connection(trio.abc.HalfCloseableStream):
 
         Cancellation: the bytes received so far stay buffered for the next read.
         """
-        self._check_receive()
-        buffer = self._ensure_buffer()
-        # Cancellation is checked before the framer takes bytes out (a cancelled read loses
-        # nothing).
-        if _cancel_requested():
-            await trio.lowlevel.checkpoint()
-        frame = framer.parse(buffer)
-        if frame is not None:
-            return frame
-        while True:
-            if not await self._fill(buffer):
-                if not buffer:
-                    raise EndOfStream("the peer closed the stream")
-                framer.check_eof(buffer)
-                self._raise_eof(buffer, expected=None)  # a framer that did not raise
-            frame = framer.parse(buffer)
-            if frame is not None:
-                return frame
+        return await self._read(framer.parse, functools.partial(_frame_eof, framer))
 
     def frames(
         self, framer: Framer[FrameT], *, until_closing: bool = False
@@ -797,7 +539,7 @@ class Connection(trio.abc.HalfCloseableStream):
         ``until_closing=True``: also stop after a whole frame once the server is closing and
         the peer is quiet (see :meth:`lines`).
         """
-        return _FrameIterator(self, framer, until_closing)
+        return _ReadIterator(self, functools.partial(self.receive_frame, framer), until_closing)
 
     async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
@@ -810,18 +552,6 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         await self.send_all(framer.encode(frame))
 
-    @staticmethod
-    def _raise_eof(buffer: ReceiveBuffer, *, expected: int | None) -> None:
-        if not buffer:
-            raise EndOfStream("the peer closed the stream")
-        partial = buffer.extract_all()
-        wanted = f" of {expected}" if expected is not None else ""
-        raise IncompleteFrameError(
-            f"the stream ended after {len(partial)}{wanted} bytes of an incomplete read",
-            partial=partial,
-            expected=expected,
-        )
-
     # ------------------------------------------------------------------ server support
 
     def _idle_for(self, now: float) -> float:
@@ -833,96 +563,52 @@ class Connection(trio.abc.HalfCloseableStream):
         return now - self._idle_mark_time
 
 
-class _Woken(Exception):
-    """Internal: an ``until_closing`` read was woken by a graceful shutdown (no bytes taken)."""
-
-
-class _LineIterator(AsyncIterator[bytes]):
-    __slots__ = (
-        "_allow_partial",
-        "_conn",
-        "_delimiter",
-        "_framer",
-        "_keep_ends",
-        "_max_length",
-        "_until_closing",
+def _raise_eof(buffer: ReceiveBuffer, *, expected: int | None) -> NoReturn:
+    """The stream ended before a read completed: a clean end, or an incomplete read."""
+    if not buffer:
+        raise EndOfStream("the peer closed the stream")
+    partial = buffer.extract_all()
+    wanted = f" of {expected}" if expected is not None else ""
+    raise IncompleteFrameError(
+        f"the stream ended after {len(partial)}{wanted} bytes of an incomplete read",
+        partial=partial,
+        expected=expected,
     )
 
-    def __init__(
-        self,
-        conn: Connection,
-        max_length: int,
-        delimiter: bytes,
-        keep_ends: bool,
-        allow_partial: bool = False,
-        until_closing: bool = False,
-    ):
+
+def _frame_eof(framer: Framer[Any], buffer: ReceiveBuffer) -> NoReturn:
+    """End of stream between frames, or inside one (the framer says how)."""
+    if not buffer:
+        raise EndOfStream("the peer closed the stream")
+    framer.check_eof(buffer)
+    _raise_eof(buffer, expected=None)  # a framer that did not raise
+
+
+def _partial_line_eof(buffer: ReceiveBuffer) -> bytes:
+    """End of stream inside a line, read with ``allow_partial``: the line as it came."""
+    if not buffer:
+        raise EndOfStream("the peer closed the stream")
+    return buffer.extract_all()
+
+
+class _ReadIterator(AsyncIterator[T]):
+    """``async for`` over one of the reads: each step is that read, until a clean end.
+
+    With ``until_closing``, each step first waits at the message boundary
+    (``Connection._wait_at_boundary``) and stops there once the server closes.
+    """
+
+    __slots__ = ("_conn", "_read", "_until_closing")
+
+    def __init__(self, conn: Connection, read: Callable[[], Awaitable[T]], until_closing: bool):
         self._conn = conn
-        self._allow_partial = allow_partial
-        self._until_closing = until_closing
-        self._max_length = max_length
-        self._delimiter = delimiter
-        self._keep_ends = keep_ends
-        self._framer = _line_framer(delimiter, max_length, keep_ends)  # validates eagerly
-
-    async def __anext__(self) -> bytes:
-        # Fast path for a line already buffered: receive_line's own steps (state check,
-        # cancellation check *before* taking bytes out, parse) without its extra coroutine.
-        conn = self._conn
-        buffer = conn._buffer
-        if (
-            buffer is not None
-            and buffer._pos < len(buffer._data)
-            and not conn._closed
-            and not conn._receiving
-        ):
-            if _cancel_requested():
-                await trio.lowlevel.checkpoint()
-            line = self._framer.parse(buffer)
-            if line is not None:
-                return line
-        if self._until_closing and not await conn._wait_at_boundary():
-            raise StopAsyncIteration
-        try:
-            return await self._conn.receive_line(
-                max_length=self._max_length,
-                delimiter=self._delimiter,
-                keep_ends=self._keep_ends,
-                allow_partial=self._allow_partial,
-            )
-        except EndOfStream:
-            raise StopAsyncIteration from None
-
-
-class _FrameIterator(AsyncIterator[FrameT]):
-    __slots__ = ("_conn", "_framer", "_until_closing")
-
-    def __init__(self, conn: Connection, framer: Framer[FrameT], until_closing: bool = False):
-        self._conn = conn
-        self._framer = framer
+        self._read = read
         self._until_closing = until_closing
 
-    async def __anext__(self) -> FrameT:
+    async def __anext__(self) -> T:
         if self._until_closing and not await self._conn._wait_at_boundary():
             raise StopAsyncIteration
         try:
-            return await self._conn.receive_frame(self._framer)
+            return await self._read()
         except EndOfStream:
             raise StopAsyncIteration from None
-
-
-class _ChunkIterator(AsyncIterator[bytes]):
-    __slots__ = ("_conn", "_max_bytes", "_until_closing")
-
-    def __init__(self, conn: Connection, max_bytes: int | None, until_closing: bool):
-        self._conn = conn
-        self._max_bytes = max_bytes
-        self._until_closing = until_closing
-
-    async def __anext__(self) -> bytes:
-        if self._until_closing and not await self._conn._wait_at_boundary():
-            raise StopAsyncIteration
-        chunk = await self._conn.receive_some(self._max_bytes)
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk

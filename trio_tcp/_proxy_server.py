@@ -7,13 +7,11 @@ connection from an untrusted address is refused before a byte is read.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Final
 
 import trio
 
-from ._connection import Address, _socket_address
+from ._address import Address, Network, client_ip, stream_address
 from ._exceptions import ProxyProtocolError
 from ._refusal import Refused
 from .framing._proxy import MAX_PROXY_HEADER_SIZE, ProxyHeader, parse_proxy_header
@@ -21,15 +19,11 @@ from .framing._proxy import MAX_PROXY_HEADER_SIZE, ProxyHeader, parse_proxy_head
 __all__ = [
     "DEFAULT_PROXY_HEADER_TIMEOUT",
     "DEFAULT_TRUSTED_PROXIES",
-    "Network",
     "PrefixedStream",
     "header_peer",
     "is_trusted",
-    "parse_networks",
     "read_proxy_header",
 ]
-
-Network: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
 
 #: Seconds the PROXY header may take. A proxy writes it as soon as it has connected, in the
 #: same packet as (or before) the client's first bytes; nginx's stream module waits 30 s,
@@ -40,21 +34,6 @@ DEFAULT_PROXY_HEADER_TIMEOUT: Final = 5.0
 DEFAULT_TRUSTED_PROXIES: Final = ("127.0.0.0/8", "::1/128")
 
 
-def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
-    """``["10.0.0.0/8", "192.0.2.7"]`` -> networks (an address is a /32 or /128).
-
-    Raises:
-      ValueError: an item is neither an address nor a network (says which).
-    """
-    networks: list[Network] = []
-    for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
-    return tuple(networks)
-
-
 def is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     """Whether ``address`` lies in ``networks``.
 
@@ -63,13 +42,8 @@ def is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     """
     if not isinstance(address, tuple):
         return True
-    try:
-        ip = ipaddress.ip_address(address[0].split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
+    ip = client_ip(address)
+    return ip is not None and any(ip in network for network in networks)
 
 
 class PrefixedStream(trio.abc.HalfCloseableStream):
@@ -129,7 +103,7 @@ async def read_proxy_header(
     Cancellation: a cancelled read leaves ``stream`` open for the caller to close.
     """
     try:
-        source = _socket_address(stream, peer=True, strict=True)
+        source = stream_address(stream, peer=True, strict=True)
     except OSError:
         raise Refused("proxy_rejected", "PROXY protocol: the peer's address is gone") from None
     if not is_trusted(source, trusted):

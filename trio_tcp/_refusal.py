@@ -7,7 +7,14 @@ a refused peer is not a bug) and closes that connection. It never reaches user c
 
 from __future__ import annotations
 
-__all__ = ["Refused"]
+from typing import Literal, TypeAlias
+
+__all__ = ["RefusalKind", "Refused"]
+
+#: The ``ServerStats`` counters a refusal can go to, one per cause.
+RefusalKind: TypeAlias = Literal[
+    "tls_failed", "proxy_rejected", "refused_denied", "refused_per_peer", "refused_rate"
+]
 
 
 class Refused(Exception):
@@ -18,7 +25,7 @@ class Refused(Exception):
       reason: one line for the log (the server's log throttle bounds a flood of them).
     """
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: RefusalKind, reason: str) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason

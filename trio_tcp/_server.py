@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,14 +28,15 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 import trio
 
+from ._address import Address, address_from_socket, format_address, stream_address
 from ._admission import Admission
-from ._connection import Address, Connection, _format_address, format_address
-from ._connection import _socket_address as _stream_peer_address
+from ._connection import Connection
 from ._exceptions import IncompleteFrameError, RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
 from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._refusal import Refused
 from ._setup import ConnectionSetup
+from ._socket_stream import accept_ready, fast_stream
 from ._throttle import LogThrottle
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, close_tls
 
@@ -80,37 +80,6 @@ _ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
 )
 _ACCEPT_BACKOFF_MIN: Final = 0.01
 _ACCEPT_BACKOFF_MAX: Final = 1.0
-# Connections taken per batch once one accept() succeeded: a burst of connects is accepted
-# without a scheduler pass per connection, and the batch is bounded so the accept loop
-# still yields to the handlers it starts.
-_ACCEPT_BATCH: Final = 64
-# accept() errors about one connection that died in the queue: skip it, like Trio's
-# SocketListener (trio._highlevel_socket._ignorable_accept_errnos on Linux).
-_ACCEPT_SKIP_ERRNOS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-
-
-def _accept_ready(listener: trio.abc.Listener[Any]) -> list[trio.abc.Stream]:
-    """Connections already waiting on a ``trio.SocketListener``, accepted without blocking.
-
-    Non-blocking ``accept`` straight on the listening socket (Trio's ``_sock``, as in
-    ``Connection``'s fast path) until EAGAIN or ``_ACCEPT_BATCH``; other listeners get [].
-    Any other error ends the batch: the next ``listener.accept()`` meets it and reports it.
-    """
-    if type(listener) is not trio.SocketListener:
-        return []
-    raw = getattr(listener.socket, "_sock", None)
-    if not isinstance(raw, socket.socket):
-        return []
-    streams: list[trio.abc.Stream] = []
-    for _ in range(_ACCEPT_BATCH):
-        try:
-            sock, _address = raw.accept()
-        except OSError as exc:
-            if exc.errno in _ACCEPT_SKIP_ERRNOS:
-                continue
-            break  # BlockingIOError (the queue is empty), or an error accept() will raise
-        streams.append(trio.SocketStream(trio.socket.from_stdlib_socket(sock)))
-    return streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +136,7 @@ def _listener_address(listener: trio.abc.Listener[Any]) -> Address:
         raw = sock.getsockname()
     except OSError:
         return None
-    return _format_address(raw)
+    return address_from_socket(raw)
 
 
 def _connection_event(event: str, conn: Connection) -> dict[str, object]:
@@ -488,7 +457,7 @@ class Server:
                     stream = ready.pop()
                 else:
                     try:
-                        stream = await listener.accept()
+                        stream = fast_stream(await listener.accept())
                     except OSError as exc:
                         if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                             raise
@@ -505,12 +474,12 @@ class Server:
                         backoff = min(backoff * 2, _ACCEPT_BACKOFF_MAX)
                         continue
                     backoff = _ACCEPT_BACKOFF_MIN
-                    ready = _accept_ready(listener)
+                    ready = accept_ready(listener)
                     ready.reverse()  # pop() then hands them out in arrival order
                 self._counters["accepted"] += 1
                 limit = self._max_connections
                 if limit is not None and len(self._connections) + self._starting >= limit:
-                    self._drop(stream, limit)
+                    self._drop(limit)
                     await trio.aclose_forcefully(stream)
                     continue
                 self._starting += 1
@@ -519,7 +488,7 @@ class Server:
             for stream in ready:  # cancelled part way through a batch: close the rest
                 await trio.aclose_forcefully(stream)
 
-    def _drop(self, stream: trio.abc.Stream, limit: int) -> None:
+    def _drop(self, limit: int) -> None:
         self._counters["dropped"] += 1
         self._log.event(
             "dropped",
@@ -545,7 +514,7 @@ class Server:
                         logging.WARNING,
                         _REFUSAL_SUMMARY.get(refusal.kind, f"connections refused ({refusal.kind})"),
                         "connection from %s refused: %s",
-                        format_address(_stream_peer_address(stream, peer=True)),
+                        format_address(stream_address(stream, peer=True)),
                         refusal.reason,
                     )
                     with trio.CancelScope(shield=True):

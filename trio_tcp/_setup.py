@@ -14,15 +14,13 @@ from dataclasses import dataclass
 
 import trio
 
+from ._address import Address, Network, parse_networks, stream_address
 from ._admission import Admission
-from ._connection import Address, _socket_address
 from ._proxy_server import (
     DEFAULT_PROXY_HEADER_TIMEOUT,
     DEFAULT_TRUSTED_PROXIES,
-    Network,
     PrefixedStream,
     header_peer,
-    parse_networks,
     read_proxy_header,
 )
 from ._refusal import Refused
@@ -130,7 +128,7 @@ class ConnectionSetup:
         release: Callable[[], None] | None = None
         if self.admission is not None:
             try:
-                client = prepared.peer or _socket_address(stream, peer=True, strict=True)
+                client = prepared.peer or stream_address(stream, peer=True, strict=True)
             except OSError:  # the peer reset before we looked: no address to judge, refuse
                 raise Refused("refused_denied", "the peer's address is gone") from None
             key = self.admission.admit(client)

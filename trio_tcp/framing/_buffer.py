@@ -137,6 +137,29 @@ class ReceiveBuffer:
         self._search_start = remaining if remaining > 0 else 0
         return out if type(out) is bytes else bytes(out)
 
+    def maybe_extract(self, count: int) -> bytes | None:
+        """Remove and return the first ``count`` bytes, or ``None`` if fewer are buffered.
+
+        Raises:
+          ValueError: ``count`` is negative.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0, not {count}")
+        if count > len(self._data) - self._pos:
+            return None
+        return self.extract(count)
+
+    def extract_at_most(self, count: int) -> bytes:
+        """Remove and return up to ``count`` bytes (all of them if fewer are buffered).
+
+        Raises:
+          ValueError: ``count`` is negative.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0, not {count}")
+        unread = len(self._data) - self._pos
+        return self.extract_all() if count >= unread else self.extract(count)
+
     def extract_all(self) -> bytes:
         """Remove and return every buffered byte (``b""`` if empty)."""
         data = self._data
@@ -240,3 +263,92 @@ class ReceiveBuffer:
             return None
         end = index + len(delimiter)
         return self._extract_frame(end, end)
+
+    def extract_line(
+        self,
+        delimiter: bytes,
+        *,
+        max_length: int,
+        strip_cr: bool = False,
+        keep_ends: bool = False,
+    ) -> bytes | None:
+        """Remove and return the first line ended by ``delimiter``, without its ending.
+
+        Returns ``None`` if the delimiter has not arrived yet (the search resumes where it
+        stopped next time, as in :meth:`extract_until`).
+
+        Args:
+          delimiter: the non-empty byte string that ends a line.
+          max_length: the longest line accepted, not counting its ending.
+          strip_cr: a ``b"\\r"`` right before the delimiter is part of the ending (and
+            not counted in the line's length): ``b"hi\\r\\n"`` gives ``b"hi"``.
+          keep_ends: return the line with the ending it arrived with.
+
+        Raises:
+          LineTooLongError: the line is longer than ``max_length``, or that many bytes (plus
+            room for the ending) arrived without a delimiter. The buffer is unchanged.
+        """
+        data = self._data
+        pos = self._pos
+        size_of_delimiter = len(delimiter)
+        # A b"\n" line may carry one b"\r" beyond the limit: it is part of the ending.
+        max_bytes = max_length + 1 if strip_cr else max_length
+        window = max_bytes + size_of_delimiter
+        # The common case inline (a line is buffered, well within the limit): one find and
+        # one slice, no further calls. Anything else takes the general path below.
+        resume = self._search_start
+        if resume and self._search_delimiter == delimiter:
+            index = data.find(delimiter, pos + resume, pos + window)
+        else:
+            index = data.find(delimiter, pos, pos + window)
+        if index == -1:
+            unread = len(data) - pos
+            if unread < window:
+                # Not here yet: remember where to resume (a delimiter may still start in
+                # the last len(delimiter) - 1 bytes), so the next search is not a rescan.
+                self._search_delimiter = delimiter
+                resume = unread - size_of_delimiter + 1
+                self._search_start = resume if resume > 0 else 0
+                return None
+        elif not keep_ends:
+            end = index + size_of_delimiter
+            if strip_cr and index > pos and data[index - 1] == 0x0D:
+                index -= 1
+            if index - pos <= max_length:
+                line = data[pos:index]
+                if end >= len(data):
+                    self._data = b""
+                    self._pos = 0
+                else:
+                    self._pos = end
+                self._search_start = 0
+                return line if type(line) is bytes else bytes(line)
+        try:
+            found = self._find_delimiter(delimiter, max_bytes, LineTooLongError)
+        except LineTooLongError as exc:
+            # Report the limit the caller set, not the one widened for a b"\r".
+            raise self._line_too_long(delimiter, max_length, strip_cr, exc.size) from None
+        if found is None:
+            return None
+        total = found + size_of_delimiter
+        # The line's length without its ending: the b"\r" of a b"\r\n" does not count.
+        size = found - 1 if strip_cr and found and data[pos + found - 1] == 0x0D else found
+        if size > max_length:
+            raise self._line_too_long(delimiter, max_length, strip_cr, found)
+        return self._extract_frame(total if keep_ends else size, total)
+
+    def _line_too_long(
+        self, delimiter: bytes, max_length: int, strip_cr: bool, frame_size: int
+    ) -> LineTooLongError:
+        """The error for a line of ``frame_size`` bytes before its delimiter, or without one
+        in ``frame_size`` buffered bytes (``frame_size == len(self)``)."""
+        found = frame_size < len(self)
+        size = frame_size
+        if found and strip_cr and size and self[size - 1] == 0x0D:
+            size -= 1
+        what = f"line of {size} bytes" if found else f"no {delimiter!r} in {size} bytes"
+        return LineTooLongError(
+            f"{what} exceeds max_line_length={max_length}, starting {self[:32]!r}",
+            limit=max_length,
+            size=size,
+        )

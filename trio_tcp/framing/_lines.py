@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._exceptions import IncompleteFrameError, LineTooLongError, LocalProtocolError
+from .._exceptions import IncompleteFrameError, LocalProtocolError
 from ._base import Framer, check_bytes
 from ._buffer import ReceiveBuffer
 
@@ -51,12 +51,8 @@ class LineFramer(Framer[bytes]):
         self.delimiter = delimiter
         self.max_line_length = max_line_length
         self.keep_ends = keep_ends
-        # A b"\n" line may carry one b"\r" beyond the limit: it is part of the ending.
-        self._delimiter_size = len(delimiter)
+        # With b"\n", a b"\r" before it is part of the ending (b"\r\n" lines).
         self._strip_cr = delimiter == b"\n"
-        self._max_bytes = max_line_length + 1 if self._strip_cr else max_line_length
-        # Bytes a delimiter search may look at: past them the line is certainly too long.
-        self._window = self._max_bytes + self._delimiter_size
 
     def __repr__(self) -> str:
         return (
@@ -73,69 +69,11 @@ class LineFramer(Framer[bytes]):
           LineTooLongError: the line is longer than ``max_line_length``, or that many bytes
             (plus room for the ending) arrived without a delimiter. ``buffer`` is unchanged.
         """
-        delimiter = self.delimiter
-        data = buffer._data
-        pos = buffer._pos
-        # The common case inline (a line is buffered, well within the limit): one find and
-        # one slice, no further calls. Anything else takes the general path below.
-        resume = buffer._search_start
-        if resume and buffer._search_delimiter == delimiter:
-            index = data.find(delimiter, pos + resume, pos + self._window)
-        else:
-            index = data.find(delimiter, pos, pos + self._window)
-        if index == -1:
-            unread = len(data) - pos
-            if unread < self._window:
-                # Not here yet: remember where to resume (a delimiter may still start in
-                # the last len(delimiter) - 1 bytes), so the next search is not a rescan.
-                buffer._search_delimiter = delimiter
-                resume = unread - self._delimiter_size + 1
-                buffer._search_start = resume if resume > 0 else 0
-                return None
-        elif not self.keep_ends:
-            end = index + self._delimiter_size
-            if self._strip_cr and index > pos and data[index - 1] == 0x0D:
-                index -= 1
-            if index - pos <= self.max_line_length:
-                line = data[pos:index]
-                if end >= len(data):
-                    buffer._data = b""
-                    buffer._pos = 0
-                else:
-                    buffer._pos = end
-                buffer._search_start = 0
-                return line if type(line) is bytes else bytes(line)
-        try:
-            found = buffer._find_delimiter(delimiter, self._max_bytes, LineTooLongError)
-        except LineTooLongError as exc:
-            # Report the limit the caller set, not the one widened for a b"\r".
-            raise self._too_long(buffer, exc.size) from None
-        if found is None:
-            return None
-        index = found
-        total = index + self._delimiter_size
-        # The line's length without its ending: the b"\r" of a b"\r\n" does not count.
-        size = (
-            index - 1
-            if self._strip_cr and index and buffer._data[buffer._pos + index - 1] == 0x0D
-            else index
-        )
-        if size > self.max_line_length:
-            raise self._too_long(buffer, index)
-        return buffer._extract_frame(total if self.keep_ends else size, total)
-
-    def _too_long(self, buffer: ReceiveBuffer, frame_size: int) -> LineTooLongError:
-        """The error for a line of ``frame_size`` bytes before its delimiter, or without one
-        in ``frame_size`` buffered bytes (``frame_size == len(buffer)``)."""
-        found = frame_size < len(buffer)
-        size = frame_size
-        if found and self._strip_cr and size and buffer[size - 1] == 0x0D:
-            size -= 1
-        what = f"line of {size} bytes" if found else f"no {self.delimiter!r} in {size} bytes"
-        return LineTooLongError(
-            f"{what} exceeds max_line_length={self.max_line_length}, starting {buffer[:32]!r}",
-            limit=self.max_line_length,
-            size=size,
+        return buffer.extract_line(
+            self.delimiter,
+            max_length=self.max_line_length,
+            strip_cr=self._strip_cr,
+            keep_ends=self.keep_ends,
         )
 
     def check_eof(self, buffer: ReceiveBuffer) -> None:

@@ -289,6 +289,8 @@ class _Tree(trio.abc.Instrument):
             parent = trio.lowlevel.current_task()
         except RuntimeError:  # spawned by the run loop itself (a system task)
             return
+        if _is_system_task(task):
+            return
         parent_info = self.tasks.get(parent)
         if parent_info is None:
             return
@@ -433,6 +435,13 @@ class _RecordingStream(FaultyStream):
         return data
 
 
+def _is_system_task(task: trio.lowlevel.Task) -> bool:
+    """A task of the run itself (``spawn_system_task``: trio_tcp's socket poller), which lives
+    as long as the run and belongs to no handler."""
+    nursery = task.parent_nursery
+    return nursery is not None and nursery.parent_task is trio.lowlevel.current_root_task()
+
+
 class _TaskTracker(trio.abc.Instrument):
     """Every task spawned while it is installed, minus those that exited."""
 
@@ -440,7 +449,8 @@ class _TaskTracker(trio.abc.Instrument):
         self.alive: dict[trio.lowlevel.Task, None] = {}
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.alive[task] = None
+        if not _is_system_task(task):
+            self.alive[task] = None
 
     def task_exited(self, task: trio.lowlevel.Task) -> None:
         self.alive.pop(task, None)

@@ -1,0 +1,178 @@
+"""`Connection` is a Trio stream by Trio's own test, over serve() + open_connection() pairs."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+import trio_tcp
+from trio_tcp import Connection
+from trio_tcp.framing import LengthPrefixFramer
+
+GUARD = 30.0
+
+# Both ways the fast socket stream can wait: the shared poller and Trio's own waits.
+pytestmark = pytest.mark.usefixtures("socket_waits")
+
+Pair = tuple[Connection, Connection]
+Maker = Callable[[], Awaitable[Pair]]
+
+
+@asynccontextmanager
+async def served_pairs(kind: str, tmp_path: Path) -> AsyncIterator[Maker]:
+    """A maker of (client, server-side) Connection pairs from a real ``serve()``.
+
+    The server-side Connection is the one the server hands its handler; the handler parks
+    until the test is over, so the test drives both ends.
+    """
+    send, receive = trio.open_memory_channel[Connection](math.inf)
+
+    async def handler(conn: Connection) -> None:
+        await send.send(conn)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        if kind == "tcp":
+            server = await nursery.start(functools.partial(trio_tcp.serve, handler, 0))
+        else:
+            path = str(tmp_path / "contract.sock")
+            server = await nursery.start(functools.partial(trio_tcp.serve, handler, unix_path=path))
+
+        async def make() -> Pair:
+            if kind == "tcp":
+                assert server.port is not None
+                client = await trio_tcp.open_connection("127.0.0.1", server.port)
+            else:
+                client = await trio_tcp.open_unix_connection(path)
+            return client, await receive.receive()
+
+        yield make
+        nursery.cancel_scope.cancel()
+
+
+async def fill(stream: trio.abc.SendStream) -> None:
+    """Send until the kernel's buffers are full and the sender blocks."""
+    async with trio.open_nursery() as nursery:
+
+        async def sender() -> None:
+            while True:
+                await stream.send_all(b"x" * 10_000)
+
+        nursery.start_soon(sender)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+def clogged(maker: Maker) -> Maker:
+    async def make() -> Pair:
+        left, right = await maker()
+        await fill(left)
+        await fill(right)
+        return left, right
+
+    return make
+
+
+KINDS = ["tcp", "unix"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_connection_passes_check_half_closeable_stream(kind: str, tmp_path: Path) -> None:
+    """Trio's conformance suite passes with a Connection at both ends of a served pair."""
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            await trio.testing.check_half_closeable_stream(make, clogged(make))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_connection_passes_check_two_way_stream(kind: str, tmp_path: Path) -> None:
+    """check_two_way_stream on its own, too."""
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            await trio.testing.check_two_way_stream(make, clogged(make))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_every_public_async_method_is_a_checkpoint(kind: str, tmp_path: Path) -> None:
+    """Each call yields and is a cancel point, also when served from the buffer."""
+    framer = LengthPrefixFramer()
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            client, server = await make()
+            frame = framer.encode(b"frame")
+            script = b"abcdefgh|line one\nline two\n" + frame + frame + b"tail"
+            with trio.testing.assert_checkpoints():
+                await client.send_all(script)
+            with trio.testing.assert_checkpoints():
+                await client.wait_send_all_might_not_block()
+            await trio.testing.wait_all_tasks_blocked()
+            # The first read fills the buffer; every later one is served from it.
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_exactly(4) == b"abcd"
+            assert server.buffered > 0
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_exactly(4) == b"efgh"
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_until(b"|") == b""
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_line() == b"line one"
+            with trio.testing.assert_checkpoints():
+                assert await server.lines().__anext__() == b"line two"
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_frame(framer) == b"frame"
+            with trio.testing.assert_checkpoints():
+                assert await server.frames(framer).__anext__() == b"frame"
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_some(2) == b"ta"
+            with trio.testing.assert_checkpoints():
+                assert await server.__anext__() == b"il"
+            assert server.buffered == 0
+            with trio.testing.assert_checkpoints():
+                await client.send_frame(framer, b"more")
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_frame(framer) == b"more"
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.send_all, b"waited")
+                with trio.testing.assert_checkpoints():
+                    assert await server.receive_exactly(6) == b"waited"
+            with trio.testing.assert_checkpoints():
+                await client.send_eof()
+            with trio.testing.assert_checkpoints():
+                assert await server.receive_some() == b""
+            with trio.testing.assert_checkpoints():
+                await server.aclose()
+            with trio.testing.assert_checkpoints():
+                await client.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_buffered_reads_are_cancel_points_and_lose_nothing(kind: str, tmp_path: Path) -> None:
+    """A read in a cancelled scope raises Cancelled and leaves its bytes in the buffer."""
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            client, server = await make()
+            async with client, server:
+                await client.send_all(b"one\ntwo\nrest")
+                assert await server.receive_line() == b"one"  # the rest is buffered now
+                reads: list[Callable[[], Awaitable[object]]] = [
+                    server.receive_line,
+                    functools.partial(server.receive_exactly, 3),
+                    functools.partial(server.receive_until, b"\n"),
+                    server.receive_some,
+                    server.lines().__anext__,
+                ]
+                for read in reads:
+                    with trio.CancelScope() as scope:
+                        scope.cancel()
+                        await read()
+                    assert scope.cancelled_caught
+                assert server.buffered == len(b"two\nrest")
+                assert await server.receive_line() == b"two"
+                assert await server.receive_exactly(4) == b"rest"

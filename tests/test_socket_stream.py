@@ -1,0 +1,244 @@
+"""The fast socket stream keeps Trio's stream contract (real TCP and Unix socket pairs)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+import trio_tcp.testing
+from trio_tcp import _socket_stream
+from trio_tcp._socket_stream import FastSocketStream, accept_ready, fast_stream
+
+GUARD = 20.0
+
+StreamPair = tuple[FastSocketStream, FastSocketStream]
+
+
+async def tcp_pair() -> StreamPair:
+    """Two FastSocketStreams over a fresh 127.0.0.1 connection."""
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listener.accept()
+    left, right = fast_stream(client), fast_stream(server)
+    assert isinstance(left, FastSocketStream) and isinstance(right, FastSocketStream)
+    return left, right
+
+
+async def unix_pair() -> StreamPair:
+    """Two FastSocketStreams over a Unix socketpair."""
+    a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return FastSocketStream(a), FastSocketStream(b)
+
+
+async def fill(stream: trio.abc.SendStream) -> None:
+    """Send until the kernel's buffers are full (the sender blocks), like Trio's own tests."""
+    async with trio.open_nursery() as nursery:
+
+        async def sender() -> None:
+            while True:
+                await stream.send_all(b"x" * 10_000)
+
+        nursery.start_soon(sender)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+def clogged(maker: Callable[[], Awaitable[StreamPair]]) -> Callable[[], Awaitable[StreamPair]]:
+    async def make() -> StreamPair:
+        left, right = await maker()
+        await fill(left)
+        await fill(right)
+        return left, right
+
+    return make
+
+
+PAIRS = {"tcp": tcp_pair, "unix": unix_pair}
+
+
+@pytest.fixture(autouse=True)
+def waits(socket_waits: str) -> str:
+    """Every test here runs with waits through the shared poller and through Trio's own."""
+    return socket_waits
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_passes_trios_half_closeable_stream_checks(kind: str) -> None:
+    """Trio's own conformance suite (which includes check_two_way_stream) passes."""
+    maker = PAIRS[kind]
+    with trio.fail_after(GUARD):
+        await trio.testing.check_half_closeable_stream(maker, clogged(maker))
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_passes_trios_two_way_stream_checks(kind: str) -> None:
+    """check_two_way_stream on its own, too (clogged pairs included)."""
+    maker = PAIRS[kind]
+    with trio.fail_after(GUARD):
+        await trio.testing.check_two_way_stream(maker, clogged(maker))
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_every_async_method_is_a_checkpoint(kind: str) -> None:
+    """Each call yields and can be cancelled, even when it did not have to wait."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            with trio.testing.assert_checkpoints():
+                await left.send_all(b"ready")  # the kernel takes it at once
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some(100) == b"ready"  # already waiting
+            with trio.testing.assert_checkpoints():
+                await left.send_all(b"")
+            with trio.testing.assert_checkpoints():
+                await left.wait_send_all_might_not_block()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(left.send_all, b"later")
+                with trio.testing.assert_checkpoints():
+                    assert await right.receive_some(100) == b"later"  # maybe waits
+            with trio.testing.assert_checkpoints():
+                await left.send_eof()
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some() == b""
+            with trio.testing.assert_checkpoints():
+                await left.aclose()
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_cancelled_calls_do_nothing(kind: str) -> None:
+    """A call in a cancelled scope raises Cancelled before receiving or sending a byte."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            await left.send_all(b"kept")
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await right.receive_some()
+            assert scope.cancelled_caught
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await right.send_all(b"never")
+            assert scope.cancelled_caught
+            assert await right.receive_some() == b"kept"
+            await right.send_eof()
+            assert await left.receive_some() == b""  # "never" was not sent
+
+
+async def test_fast_stream_wraps_only_plain_socket_streams() -> None:
+    """fast_stream leaves TLS, memory and other streams alone."""
+    left, _right = trio.testing.memory_stream_pair()
+    assert fast_stream(left) is left
+    with trio.fail_after(GUARD):
+        a, b = trio.socket.socketpair()
+        stream = trio.SocketStream(a)
+        fast = fast_stream(stream)
+        assert isinstance(fast, FastSocketStream) and fast.socket is a
+        await fast.aclose()
+        b.close()
+
+
+async def test_rejects_what_is_not_a_stream_socket() -> None:
+    """A non-Trio socket or a datagram socket is refused, as trio.SocketStream refuses it."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with raw, pytest.raises(TypeError):
+        FastSocketStream(raw)  # type: ignore[arg-type]
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram, pytest.raises(ValueError):
+        FastSocketStream(dgram)
+
+
+async def test_accept_ready_ignores_other_listeners() -> None:
+    """Only a trio.SocketListener is accepted from directly; others get an empty batch."""
+    assert accept_ready(trio_tcp.testing.MemoryListener()) == []
+
+
+async def test_a_cancelled_wait_leaves_nothing_behind(waits: str) -> None:
+    """A receive cancelled while parked is forgotten; the next one gets the bytes."""
+    with trio.fail_after(GUARD):
+        left, right = await tcp_pair()
+        async with left, right:
+            with trio.move_on_after(0.05) as scope:
+                await right.receive_some()  # nothing comes: parks, then is cancelled
+            assert scope.cancelled_caught
+            poller = right._poller
+            if poller is not None:  # Linux
+                assert _socket_stream._POLLER.get() is poller
+                assert (right._fd != -1) == (waits == "poller")  # registered only then
+                assert right._fd not in poller.readers
+            await left.send_all(b"after")
+            assert await right.receive_some() == b"after"
+        if poller is not None:
+            assert poller.streams == 0  # both closed
+
+
+async def test_many_streams_share_one_poller_and_each_is_woken(waits: str) -> None:
+    """Twenty parked readers on one poller are each woken by their own peer's bytes only."""
+    with trio.fail_after(GUARD):
+        pairs = [await tcp_pair() for _ in range(20)]
+        got: dict[int, bytes] = {}
+
+        async def read(index: int, stream: FastSocketStream) -> None:
+            got[index] = await stream.receive_some()
+
+        async with trio.open_nursery() as nursery:
+            for index, (_left, right) in enumerate(pairs):
+                nursery.start_soon(read, index, right)
+            await trio.testing.wait_all_tasks_blocked()
+            for index, (left, _right) in reversed(list(enumerate(pairs))):
+                await left.send_all(b"%d" % index)
+        assert got == {index: b"%d" % index for index in range(20)}
+        pollers = {id(right._poller) for _left, right in pairs}
+        assert len(pollers) == 1
+        poller = pairs[0][1]._poller
+        if poller is not None and waits == "poller":
+            assert {right._fd for _left, right in pairs} <= set(range(3, 1 << 20))
+        for left, right in pairs:
+            await left.aclose()
+            await right.aclose()
+
+
+async def test_a_parked_writer_wakes_when_the_peer_reads() -> None:
+    """send_all blocked on a full socket finishes once the peer drains it, byte for byte."""
+    payload = bytes(range(256)) * 40_000  # ~10 MB: far beyond the socket buffers
+    with trio.fail_after(GUARD):
+        left, right = await tcp_pair()
+        async with left, right, trio.open_nursery() as nursery:
+            nursery.start_soon(left.send_all, payload)
+            await trio.testing.wait_all_tasks_blocked()  # the writer is parked now
+            received = bytearray()
+            while len(received) < len(payload):
+                received += await right.receive_some()
+        assert received == payload
+
+
+async def test_reads_grow_while_they_fill_and_shrink_back() -> None:
+    """receive_some() asks for more while each read fills its buffer, 64 KiB again after."""
+    default = _socket_stream.DEFAULT_RECEIVE_SIZE
+    with trio.fail_after(GUARD):
+        a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        left, right = FastSocketStream(a), FastSocketStream(b)
+        async with left, right:
+            payload = bytes(range(256)) * 4096  # 1 MiB
+            sizes: list[int] = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(right.send_all, payload)
+                await trio.testing.wait_all_tasks_blocked()
+                received = bytearray()
+                while len(received) < len(payload):
+                    chunk = await left.receive_some()
+                    sizes.append(len(chunk))
+                    received += chunk
+            assert received == payload
+            assert max(sizes) > default  # it grew
+            assert max(sizes) <= _socket_stream._MAX_READ_SIZE
+            await right.send_all(b"small")
+            assert await left.receive_some() == b"small"
+            assert left._read_size == default  # a short read shrinks it back

@@ -53,6 +53,10 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
+# Smart quotes and ellipses, but no dashes: "--" in prose is an option name (`--help` texts on
+# the command line page), and Sphinx would turn "--host" into an en dash.
+smartquotes_action = "qe"
+
 html_theme = "furo"
 html_title = f"trio_tcp {release}"
 html_static_path = ["_static"]

@@ -13,6 +13,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 
+import pytest
 import trio
 from _cli_process import CLI, ServeProcess
 
@@ -318,6 +319,20 @@ async def test_epipe_on_stdout_stops_the_server_quietly() -> None:
         assert b"Traceback" not in server.collected and b"Error" not in server.collected
     finally:
         await trio.to_thread.run_sync(server.kill)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_an_error_not_a_quiet_stop() -> None:
+    """`serve > serve.log` on a full disk: unlike EPIPE, one line naming it and exit 1."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [*CLI, "serve", "--port", "0"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+    assert result.returncode == 1
+    assert result.stderr == b"trio-tcp: error: cannot write to stdout: No space left on device\n"
 
 
 async def test_grace_deadline_cut_is_reported_and_the_peer_gets_eof() -> None:

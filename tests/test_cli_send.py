@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import socket
+import struct
 import subprocess
 import termios
 import threading
@@ -118,6 +119,60 @@ def test_timeout_covers_sending_to_a_peer_that_never_reads(deaf_port: int, tmp_p
     )
     assert match, result.stderr
     assert int(match.group(1)) < 64 << 20  # whole slices the kernel took before the deadline
+
+
+@pytest.mark.parametrize("extra", [[], ["--reply"]])
+def test_peer_that_resets_mid_send_is_one_line(tmp_path: Path, extra: list[str]) -> None:
+    """The peer resets while 32 MiB are on their way: exit 1, one line, not a traceback."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(32 << 20))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def reset_the_first_connection() -> None:
+            conn, _ = listener.accept()
+            conn.recv(1)  # the sender is connected and sending
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # SO_LINGER 0: close sends RST
+
+        resetter = threading.Thread(target=reset_the_first_connection, daemon=True)
+        resetter.start()
+        port = str(listener.getsockname()[1])
+        result = send("--port", port, "--file", str(path), "--timeout", "30", *extra)
+        resetter.join(TIMEOUT)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"trio-tcp: error: connection to 127.0.0.1:{port} broke: ")
+
+
+def test_reply_into_a_closed_pipe_ends_quietly(echo_server: ServeProcess, tmp_path: Path) -> None:
+    """`send --reply | head -1`: once the reader is gone, exit at once without a traceback."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(1 << 20) * 8)
+    args = ["send", "--port", str(echo_server.port), "--file", str(path), "--reply"]
+    with subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith(b"reply <Buffer ")
+        process.stdout.close()  # `head -1` exits
+        stderr = process.stderr.read()
+        code = process.wait(TIMEOUT)
+    assert stderr == b""
+    assert code == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_reply_into_a_full_disk_is_one_line(echo_server: ServeProcess) -> None:
+    """stdout that cannot be written (ENOSPC): one line naming it, exit 1."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [*CLI, "send", "--port", str(echo_server.port), "--reply"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+    assert result.returncode == 1
+    assert result.stderr == b"trio-tcp: error: cannot write to stdout: No space left on device\n"
 
 
 def test_timeout_covers_connecting() -> None:
@@ -243,6 +298,7 @@ def test_help_documents_the_quiet_period_and_the_timeout_rule() -> None:
         (["--lines", "--file", "x"], "argument --lines: not allowed with argument --file"),
         (["--unix", "/tmp/x.sock", "--port", "4000"], "--port: not allowed with argument --unix"),
         (["--unix", "/tmp/x.sock", "--host", "::1"], "--host: not allowed with argument --unix"),
+        (["--unix", ""], "argument --unix: expected a socket path, not an empty string"),
         (["--timeout", "-1"], "expected seconds >= 0"),
         (["--timeout", "nan"], "expected seconds >= 0"),
     ],
@@ -265,6 +321,17 @@ def test_serve_unix_with_port_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "trio-tcp: error: argument --port: not allowed with argument --unix\n"
+
+
+def test_serve_empty_unix_path_is_a_usage_error() -> None:
+    """`serve --unix ''` (an unset shell variable): one line, exit 2, not a traceback."""
+    result = subprocess.run(
+        [*CLI, "serve", "--unix", ""], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "trio-tcp: error: argument --unix: expected a socket path, not an empty string\n"
+    )
 
 
 # ---------------------------------------------------------------------- Ctrl-C from a terminal
@@ -389,6 +456,29 @@ def test_send_lines_reply_marks_an_unterminated_last_line(listener: socket.socke
         "reply got hi",
         "reply partial (no line ending)",
         f"sent 1 line (3 bytes) to 127.0.0.1:{port}",
+    ]
+
+
+def test_send_lines_reply_escapes_control_bytes(listener: socket.socket) -> None:
+    """A hostile server's ESC, BEL and CR are escaped: no cleared screen, no forged line."""
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while conn.recv(1024):
+                pass
+            conn.sendall(b"hi\x1b[2J\x07\rFORGED \xff\\\n\x1b]0;title\x07")
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    port = listener.getsockname()[1]
+    result = send("--port", str(port), "--lines", "--reply", stdin=b"x\n")
+    thread.join(TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "reply hi\\x1b[2J\\x07\\rFORGED \\xff\\\\",
+        "reply \\x1b]0;title\\x07 (no line ending)",
+        f"sent 1 line (2 bytes) to 127.0.0.1:{port}",
     ]
 
 

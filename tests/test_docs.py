@@ -188,6 +188,13 @@ def test_cli_reference_lists_every_option(site: Path) -> None:
     assert [option for option in sorted(options) if option not in text] == []
 
 
+def test_option_names_in_prose_keep_their_two_hyphens(site: Path) -> None:
+    """`--help` texts mention other options ("not with --host/--port"): no en dash on the page."""
+    text = re.sub(r"<[^>]+>", "", (site / "cli.html").read_text())
+    assert "not with --host/--port" in text
+    assert re.findall(r"\u2013[a-z]", text) == []
+
+
 def test_changelog_has_unreleased_and_0_1_0(site: Path) -> None:
     """CHANGELOG.md is on the site, with an Unreleased section above 0.1.0."""
     text = (site / "changelog.html").read_text()

@@ -38,3 +38,9 @@ async def test_port_out_of_range_is_a_value_error() -> None:
     """A port outside 0-65535 is refused before anything is bound."""
     with pytest.raises(ValueError):
         await trio_tcp.open_tcp_listeners(70000)
+
+
+async def test_empty_unix_path_is_a_value_error() -> None:
+    """An empty path is refused before a socket exists (trio's bind() raised IndexError)."""
+    with pytest.raises(ValueError, match="must not be empty"):
+        await trio_tcp.open_unix_listener("")

@@ -319,6 +319,28 @@ def test_cli_send_tls_without_the_ca_fails_in_one_line(cert_files: tuple[str, st
         server.kill()
 
 
+def test_cli_send_tls_says_which_check_failed(ca: trustme.CA, tmp_path: Path) -> None:
+    """A certificate for "localhost" reached as 127.0.0.1: the line says so, not just the code."""
+    cert = ca.issue_cert("localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = ServeProcess("--port", "0", "--tls-cert", str(chain), "--tls-key", str(key))
+    try:
+        result = run_cli("send", "--port", str(server.port), "--tls", "--cafile", str(ca_file))
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "CERTIFICATE_VERIFY_FAILED: " in result.stderr
+        assert "certificate is not valid for '127.0.0.1'" in result.stderr
+        untrusted = run_cli("send", "--port", str(server.port), "--host", "localhost", "--tls")
+        assert untrusted.returncode == 1
+        assert "CERTIFICATE_VERIFY_FAILED: unable to get local issuer" in untrusted.stderr
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

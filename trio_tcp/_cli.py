@@ -68,7 +68,19 @@ class RuntimeFailure(Exception):
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head -1`): run() ends quietly
+    except OSError as exc:  # a full disk, /dev/full: one line, exit 1
+        _stdout_to_devnull()  # so that the interpreter's last flush cannot fail again
+        raise RuntimeFailure(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+def _stdout_to_devnull() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # ---------------------------------------------------------------------- server modes
@@ -215,6 +227,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _unix_path(text: str) -> str:
+    """argparse type: a Unix socket path; an empty one would silently mean something else."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a socket path, not an empty string")
+    return text
+
+
 def _seconds(text: str) -> float:
     """argparse type: a duration in seconds, ``>= 0``; ``inf`` is accepted."""
     try:
@@ -269,7 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="default 127.0.0.1 (loopback)")
         sub.add_argument("--port", type=_port, help=f"default {DEFAULT_PORT}")
         sub.add_argument(
-            "--unix", metavar="PATH", help="a Unix socket instead of TCP (not with --host/--port)"
+            "--unix",
+            type=_unix_path,
+            metavar="PATH",
+            help="a Unix socket instead of TCP (not with --host/--port)",
         )
 
     s = commands.add_parser("serve", help="run the tutorial's server (prints every chunk)")
@@ -413,6 +435,7 @@ async def _serve_command(args: argparse.Namespace) -> None:
     # Output may wait at most until the grace period ends (then it is dropped and counted).
     flush_deadline = math.inf
     hard_stop = False
+    write_failed: OSError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(_serve_task, handler, args)
@@ -420,6 +443,10 @@ async def _serve_command(args: argparse.Namespace) -> None:
             def reader_gone(exc: OSError) -> None:
                 # `trio-tcp serve | head -1`: nobody reads our output any more. Stop quietly
                 # (like cat on EPIPE), gracefully: connections in flight still finish.
+                # Any other failure (a full disk under `> serve.log`) is an error: exit 1.
+                nonlocal write_failed
+                if exc.errno != errno.EPIPE:
+                    write_failed = exc
                 server.close()
 
             stdout.on_broken = reader_gone
@@ -458,6 +485,8 @@ async def _serve_command(args: argparse.Namespace) -> None:
         for writer in (stdout, stderr):
             if not await writer.drain(budget):
                 writer.discard_queued()
+    if write_failed is not None:  # the one line that says why, instead of a count
+        raise RuntimeFailure(f"cannot write to stdout: {write_failed.strerror or write_failed}")
     report_dropped({"stdout": stdout, "stderr": stderr}, stderr.fd)
     if hard_stop:
         raise HardStop
@@ -674,6 +703,9 @@ async def _connect(args: argparse.Namespace) -> Connection:
         return await open_connection(args.host, args.port, ssl_context=context)
     except trio.BrokenResourceError as exc:  # the TLS handshake failed
         reason = getattr(exc.__cause__, "reason", None) or exc.__cause__ or "connection closed"
+        detail = getattr(exc.__cause__, "verify_message", None)  # ssl.SSLCertVerificationError
+        if detail:  # which check failed: untrusted issuer, expired, wrong host name
+            reason = f"{reason}: {detail}"
         raise RuntimeFailure(f"cannot connect to {where}: TLS handshake failed: {reason}") from None
     except socket.gaierror:
         raise RuntimeFailure(f"cannot resolve host {args.host!r}") from None
@@ -740,9 +772,9 @@ class _Replies:
         try:
             async for reply in conn.lines():
                 self._rearm()
-                _say(f"reply {reply.decode('utf-8', 'replace')}")
+                _say(f"reply {terminal_safe(reply)}")  # a peer's ESC never reaches the tty
         except IncompleteFrameError as exc:
-            _say(f"reply {exc.partial.decode('utf-8', 'replace')} (no line ending)")
+            _say(f"reply {terminal_safe(exc.partial)} (no line ending)")
 
 
 async def _send_stream(
@@ -828,7 +860,8 @@ async def _send_command(args: argparse.Namespace) -> None:
                         f"sent {_plural(exchange.lines, 'line')} ({exchange.sent} bytes) "
                         f"to {exchange.where}"
                     )
-            except trio.BrokenResourceError as exc:
+            except* trio.BrokenResourceError as group:  # the peer closed or reset mid-send
+                exc = group.exceptions[0]
                 raise RuntimeFailure(f"connection to {exchange.where} broke: {exc}") from None
     if scope.cancelled_caught:
         raise RuntimeFailure(exchange.timeout_message(timeout or 0.0))
@@ -870,7 +903,9 @@ def _user_facing_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException
             found = _user_facing_leaf(exc)
             if found is not None:
                 return found
-        elif isinstance(exc, UsageError | RuntimeFailure | KeyboardInterrupt | HardStop):
+        elif isinstance(
+            exc, UsageError | RuntimeFailure | KeyboardInterrupt | HardStop | BrokenPipeError
+        ):
             return exc
     return None
 
@@ -924,9 +959,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except HardStop:
         return EXIT_RUNTIME
     except BrokenPipeError:
-        # stdout went away (`trio-tcp serve | head`): exit quietly, like cat does.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # stdout went away (`trio-tcp serve | head`, `send --reply | head`): exit quietly,
+        # like cat does.
+        _stdout_to_devnull()
         return EXIT_RUNTIME
     return EXIT_OK
 

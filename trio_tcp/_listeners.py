@@ -191,6 +191,7 @@ async def open_unix_listener(
 
     A stale socket file (nobody accepts on it) is replaced; a live one raises
     ``OSError(EADDRINUSE)``; any other file raises ``FileExistsError`` and is left alone.
+    An empty ``path`` raises ``ValueError`` (Linux would bind an unnamed, "autobind" address).
 
     Args:
       mode: if given, ``chmod`` the socket file to this mode (e.g. ``0o600``).
@@ -200,6 +201,8 @@ async def open_unix_listener(
     if not hasattr(trio.socket, "AF_UNIX"):
         raise OSError(errno.EAFNOSUPPORT, "Unix sockets are not available on this OS")
     path = os.fspath(path)
+    if not path:
+        raise ValueError("a Unix socket path must not be empty")
     await _remove_stale_socket(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     try:

@@ -525,3 +525,15 @@ def test_lines_timeout_still_covers_sending(listener: socket.socket) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("trio-tcp: error: timed out after 1 s: sent ")
     assert result.stderr.count("\n") == 1
+
+
+def test_without_reply_an_echoing_peer_cannot_stall_the_send(
+    echo_server: ServeProcess, tmp_path: Path
+) -> None:
+    """No --reply, 16 MiB to `serve --mode echo`: what comes back is drained unread, exit 0."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(16 << 20))
+    result = send("--port", str(echo_server.port), "--file", str(path), "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert f"... {(16 << 20) - 50} more bytes> to 127.0.0.1:{echo_server.port}" in result.stdout
+    assert "reply" not in result.stdout

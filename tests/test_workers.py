@@ -107,6 +107,16 @@ def test_workers_with_a_unix_socket_is_a_usage_error(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_workers_beyond_four_per_core_is_a_usage_error() -> None:
+    """--workers 100000 (a typo) forks nothing: exit 2, one line naming the limit."""
+    limit = 4 * (os.cpu_count() or 1)
+    result = run_cli("serve", "--port", "0", "--workers", "100000")
+    assert result.returncode == 2
+    assert f"expected at most {limit} workers" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "at most" not in run_cli("serve", "--port", "0", "--workers", "0").stderr
+
+
 def test_workers_on_a_busy_port_fail_in_one_line() -> None:
     """A port another (non-SO_REUSEPORT) socket holds: exit 1 and a clear reason."""
     with socket.socket() as busy:

@@ -777,6 +777,12 @@ class _Replies:
             _say(f"reply {terminal_safe(exc.partial)} (no line ending)")
 
 
+async def _discard_replies(conn: Connection) -> None:
+    """Read and drop whatever the peer sends (``send`` without ``--reply``) until cancelled."""
+    async for _ in conn:
+        pass
+
+
 async def _send_stream(
     conn: Connection,
     exchange: _Exchange,
@@ -849,12 +855,18 @@ async def _send_command(args: argparse.Namespace) -> None:
                 async with trio.open_nursery() as nursery:
                     if args.reply:
                         nursery.start_soon(partial(replies.run, lines=args.lines))
+                    else:
+                        # Nobody asked for a reply, but a peer that answers (an echo server)
+                        # must not fill both socket buffers while we send: drop it unread.
+                        nursery.start_soon(_discard_replies, conn)
                     await _send_stream(conn, exchange, payload, lines=args.lines, clock=clock)
                     if not args.lines:  # at once: replies print concurrently from here on
                         _say(f"sent {_describe(exchange.head, exchange.sent)} to {exchange.where}")
                     if not args.tls:  # TLS cannot half-close: the server ends the conversation
                         await conn.send_eof()
                     replies.sending_done()
+                    if not args.reply:
+                        nursery.cancel_scope.cancel()  # sent: what the peer says is not wanted
                 if args.lines:  # a summary, after the replies
                     _say(
                         f"sent {_plural(exchange.lines, 'line')} ({exchange.sent} bytes) "

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -72,10 +73,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=positive_int,
+        type=worker_count,
         default=1,
         metavar="N",
-        help="run N processes sharing the port with SO_REUSEPORT (default 1)",
+        help="run N processes sharing the port with SO_REUSEPORT (default 1, at most 4 per core)",
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     # A worker writes "ready" to this descriptor once it listens (the parent's pipe).
@@ -221,6 +222,25 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, not {value}")
+    return value
+
+
+#: ``serve --workers``: at most this many processes per CPU core. More workers than cores
+#: only adds context switches (nginx's ``worker_processes auto`` is one per core); the cap
+#: keeps a typo (``--workers 100000``) from forking the machine to a standstill.
+WORKERS_PER_CORE: Final = 4
+
+
+def worker_count(text: str) -> int:
+    """argparse type: a number of worker processes, 1 to ``WORKERS_PER_CORE`` per core."""
+    value = positive_int(text)
+    cores = os.cpu_count() or 1
+    limit = WORKERS_PER_CORE * cores
+    if value > limit:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {limit} workers ({WORKERS_PER_CORE} per CPU core, "
+            f"{cores} core{'' if cores == 1 else 's'} here), not {value}"
+        )
     return value
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import _cli_process  # its ServeProcess collects stderr lines (this module's own does not)
 import pytest
 
 CLI = [sys.executable, "-m", "trio_tcp"]
@@ -278,3 +279,22 @@ def test_trio_tcp_send_to_node_server() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_verbose_shows_each_connection_and_default_does_not() -> None:
+    """`serve -v` logs each connection's open and close (INFO); the default level logs neither."""
+    for flags, expect_lines in (([], False), (["-v"], True)):
+        proc = _cli_process.ServeProcess("--port", "0", "--mode", "discard", *flags)
+        try:
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+                sock.sendall(b"abc")
+            if expect_lines:
+                opened = proc.wait_for("opened", stderr=True)
+                closed = proc.wait_for("closed: 3 bytes in, 0 out", stderr=True)
+                assert opened.startswith("trio-tcp: INFO: <Connection #")
+                assert closed.startswith("trio-tcp: INFO: <Connection #")
+            assert proc.stop() == 0
+            logged = [line for line in proc.err_lines if "opened" in line or "bytes in" in line]
+            assert bool(logged) == expect_lines, proc.err_lines
+        finally:
+            proc.kill()

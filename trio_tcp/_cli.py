@@ -332,7 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_GRACE_PERIOD:g}; 0: cut at once, inf: wait for every connection); "
         "a second signal stops at once",
     )
-    s.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    s.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more: -v each connection's open and close, -vv debug",
+    )
     add_serve_options(s)
 
     c = commands.add_parser(

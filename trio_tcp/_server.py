@@ -530,8 +530,11 @@ class Server:
         finally:
             self._starting -= 1
             self._check_drained()
-        if logger.isEnabledFor(logging.DEBUG):  # the fields cost a getpeername() syscall
-            logger.debug("%r opened", conn, extra=_connection_event("connection_open", conn))
+        # INFO, so `trio-tcp serve -v` shows each connection; only then are the fields (a
+        # getpeername() syscall) computed. Never at the default level: a flood of connections
+        # must not become a flood of lines.
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%r opened", conn, extra=_connection_event("connection_open", conn))
         try:
             if self._idle_timeout is None:
                 await self._handler(conn)
@@ -548,8 +551,8 @@ class Server:
             self._closed_bytes_received += conn.bytes_received
             self._closed_bytes_sent += conn.bytes_sent
             self._check_drained()
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
                     "%r closed: %d bytes in, %d out",
                     conn,
                     conn.bytes_received,

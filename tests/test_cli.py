@@ -282,7 +282,7 @@ def test_trio_tcp_send_to_node_server() -> None:
 
 
 def test_verbose_shows_each_connection_and_default_does_not() -> None:
-    """`serve -v` logs each connection's open and close (INFO); the default level logs neither."""
+    """`serve -v` logs each connection's open and close; the default level logs neither."""
     for flags, expect_lines in (([], False), (["-v"], True)):
         proc = _cli_process.ServeProcess("--port", "0", "--mode", "discard", *flags)
         try:
@@ -291,8 +291,8 @@ def test_verbose_shows_each_connection_and_default_does_not() -> None:
             if expect_lines:
                 opened = proc.wait_for("opened", stderr=True)
                 closed = proc.wait_for("closed: 3 bytes in, 0 out", stderr=True)
-                assert opened.startswith("trio-tcp: INFO: <Connection #")
-                assert closed.startswith("trio-tcp: INFO: <Connection #")
+                assert opened.startswith("trio-tcp: DEBUG: <Connection #")
+                assert closed.startswith("trio-tcp: DEBUG: <Connection #")
             assert proc.stop() == 0
             logged = [line for line in proc.err_lines if "opened" in line or "bytes in" in line]
             assert bool(logged) == expect_lines, proc.err_lines

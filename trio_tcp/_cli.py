@@ -416,6 +416,9 @@ def _configure_logging(verbose: int, *, threaded: bool = False) -> None:
     setattr(handler, "_trio_tcp_cli", True)  # noqa: B010 (marks ours, for idempotence)
     root.addHandler(handler)
     root.setLevel(level)
+    # -v: each connection's open and close too (DEBUG records of their own logger).
+    connections = logging.getLogger("trio_tcp.connections")
+    connections.setLevel(logging.DEBUG if verbose >= 1 else logging.NOTSET)
 
 
 def _listening_line(server: Server) -> str:

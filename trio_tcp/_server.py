@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("trio_tcp")
+#: Each connection's open and close, at DEBUG: a line per connection is a flood lever, so it is
+#: never on by default (``trio-tcp serve -v`` turns on this logger alone).
+connection_logger = logging.getLogger("trio_tcp.connections")
 
 #: The tutorial's port.
 DEFAULT_PORT: Final = 3099
@@ -530,11 +533,10 @@ class Server:
         finally:
             self._starting -= 1
             self._check_drained()
-        # INFO, so `trio-tcp serve -v` shows each connection; only then are the fields (a
-        # getpeername() syscall) computed. Never at the default level: a flood of connections
-        # must not become a flood of lines.
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("%r opened", conn, extra=_connection_event("connection_open", conn))
+        if connection_logger.isEnabledFor(logging.DEBUG):  # the fields cost a getpeername()
+            connection_logger.debug(
+                "%r opened", conn, extra=_connection_event("connection_open", conn)
+            )
         try:
             if self._idle_timeout is None:
                 await self._handler(conn)
@@ -551,8 +553,8 @@ class Server:
             self._closed_bytes_received += conn.bytes_received
             self._closed_bytes_sent += conn.bytes_sent
             self._check_drained()
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
+            if connection_logger.isEnabledFor(logging.DEBUG):
+                connection_logger.debug(
                     "%r closed: %d bytes in, %d out",
                     conn,
                     conn.bytes_received,

@@ -54,6 +54,22 @@ def _first_failure(exc: BaseException) -> CheckFailedError | None:
     return None
 
 
+async def _run_case(run: Callable[[], Awaitable[None]], timeout: float, timed_out: str) -> None:
+    """Run one case of a check; a ``CheckFailedError`` raised inside a nursery comes out
+    alone (not wrapped in its group), and a case that takes longer than ``timeout`` fails
+    with ``timed_out``."""
+    with trio.move_on_after(timeout) as guard:
+        try:
+            await run()
+        except BaseExceptionGroup as group:
+            found = _first_failure(group)
+            if found is None:
+                raise
+            raise found from None
+    if guard.cancelled_caught:
+        raise CheckFailedError(timed_out)
+
+
 async def check_echo_handler(handler: Handler, *, timeout: float = 10.0) -> None:
     """Check that ``handler`` echoes every byte back, in order, under every chunking.
 
@@ -75,18 +91,8 @@ async def check_echo_handler(handler: Handler, *, timeout: float = 10.0) -> None
     rng = random.Random(4)
     big = rng.randbytes(256 * 1024)
 
-    async def case(name: str, run: object) -> None:
-        assert callable(run)
-        with trio.move_on_after(timeout) as guard:
-            try:
-                await run()
-            except BaseExceptionGroup as group:
-                found = _first_failure(group)
-                if found is None:
-                    raise
-                raise found from None
-        if guard.cancelled_caught:
-            raise CheckFailedError(f"echo check {name!r}: no answer within {timeout:g} s")
+    async def case(name: str, run: Callable[[], Awaitable[None]]) -> None:
+        await _run_case(run, timeout, f"echo check {name!r}: no answer within {timeout:g} s")
 
     def expect(name: str, got: bytes, wanted: bytes) -> None:
         if got != wanted:
@@ -238,18 +244,10 @@ async def _check_framed(
     wanted = [respond(request) for request in samples]
 
     async def case(name: str, run: Callable[[], Awaitable[None]]) -> None:
-        with trio.move_on_after(timeout) as guard:
-            try:
-                await run()
-            except BaseExceptionGroup as group:
-                found = _first_failure(group)
-                if found is None:
-                    raise
-                raise found from None
-        if guard.cancelled_caught:
-            raise CheckFailedError(
-                f"{kind} check {name!r}: no answer within {timeout:g} s ({_HINTS.get(name, '')})"
-            )
+        hint = _HINTS.get(name, "")
+        await _run_case(
+            run, timeout, f"{kind} check {name!r}: no answer within {timeout:g} s ({hint})"
+        )
 
     def expect(name: str, got: list[bytes], want: list[bytes]) -> None:
         if got != want:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from _clogging import clogged
 
 import trio_tcp
 from trio_tcp import Connection
@@ -55,29 +56,6 @@ async def served_pairs(kind: str, tmp_path: Path) -> AsyncIterator[Maker]:
 
         yield make
         nursery.cancel_scope.cancel()
-
-
-async def fill(stream: trio.abc.SendStream) -> None:
-    """Send until the kernel's buffers are full and the sender blocks."""
-    async with trio.open_nursery() as nursery:
-
-        async def sender() -> None:
-            while True:
-                await stream.send_all(b"x" * 10_000)
-
-        nursery.start_soon(sender)
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-
-
-def clogged(maker: Maker) -> Maker:
-    async def make() -> Pair:
-        left, right = await maker()
-        await fill(left)
-        await fill(right)
-        return left, right
-
-    return make
 
 
 KINDS = ["tcp", "unix"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
 import trio.testing
+from _clogging import clogged
 
 import trio_tcp.testing
 from trio_tcp import _socket_stream
@@ -34,29 +34,6 @@ async def unix_pair() -> StreamPair:
     """Two FastSocketStreams over a Unix socketpair."""
     a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     return FastSocketStream(a), FastSocketStream(b)
-
-
-async def fill(stream: trio.abc.SendStream) -> None:
-    """Send until the kernel's buffers are full (the sender blocks), like Trio's own tests."""
-    async with trio.open_nursery() as nursery:
-
-        async def sender() -> None:
-            while True:
-                await stream.send_all(b"x" * 10_000)
-
-        nursery.start_soon(sender)
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-
-
-def clogged(maker: Callable[[], Awaitable[StreamPair]]) -> Callable[[], Awaitable[StreamPair]]:
-    async def make() -> StreamPair:
-        left, right = await maker()
-        await fill(left)
-        await fill(right)
-        return left, right
-
-    return make
 
 
 PAIRS = {"tcp": tcp_pair, "unix": unix_pair}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import trio
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
@@ -25,4 +26,15 @@ def socket_waits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
     threshold = 1 if request.param == "poller" else 10**9
     monkeypatch.setattr(_socket_stream, "_POLLER_MIN_STREAMS", threshold)
+    return str(request.param)
+
+
+@pytest.fixture(params=["fast", "trio"])
+def socket_checkpoints(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast socket stream's one-frame checkpoint (what it uses on a Trio
+    with the internals it reads) and again with ``trio.lowlevel.checkpoint`` (its fallback)."""
+    from trio_tcp import _socket_stream
+
+    if request.param == "trio":
+        monkeypatch.setattr(_socket_stream, "_checkpoint", trio.lowlevel.checkpoint)
     return str(request.param)

@@ -20,7 +20,7 @@ from trio_tcp.framing import LengthPrefixFramer
 GUARD = 30.0
 
 # Both ways the fast socket stream can wait: the shared poller and Trio's own waits.
-pytestmark = pytest.mark.usefixtures("socket_waits")
+pytestmark = pytest.mark.usefixtures("socket_waits", "socket_checkpoints")
 
 Pair = tuple[Connection, Connection]
 Maker = Callable[[], Awaitable[Pair]]

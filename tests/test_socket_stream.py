@@ -40,8 +40,9 @@ PAIRS = {"tcp": tcp_pair, "unix": unix_pair}
 
 
 @pytest.fixture(autouse=True)
-def waits(socket_waits: str) -> str:
-    """Every test here runs with waits through the shared poller and through Trio's own."""
+def waits(socket_waits: str, socket_checkpoints: str) -> str:
+    """Every test here runs with waits through the shared poller and through Trio's own,
+    and with the one-frame checkpoint and with Trio's own."""
     return socket_waits
 
 
@@ -195,8 +196,9 @@ async def test_a_parked_writer_wakes_when_the_peer_reads() -> None:
         assert received == payload
 
 
-async def test_reads_grow_while_they_fill_and_shrink_back() -> None:
-    """receive_some() asks for more while each read fills its buffer, 64 KiB again after."""
+async def test_a_read_returns_at_most_64_kib_and_a_bulk_transfer_arrives_whole() -> None:
+    """receive_some() asks for Trio's default 64 KiB (bigger reads measured slower: each
+    256 KiB bytes object is a fresh mmap), also after many full reads; nothing is lost."""
     default = _socket_stream.DEFAULT_RECEIVE_SIZE
     with trio.fail_after(GUARD):
         a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -209,13 +211,153 @@ async def test_reads_grow_while_they_fill_and_shrink_back() -> None:
                 nursery.start_soon(right.send_all, payload)
                 await trio.testing.wait_all_tasks_blocked()
                 received = bytearray()
-                while len(received) < len(payload):
-                    chunk = await left.receive_some()
+                async for chunk in left:
                     sizes.append(len(chunk))
                     received += chunk
+                    if len(received) >= len(payload):
+                        break
             assert received == payload
-            assert max(sizes) > default  # it grew
-            assert max(sizes) <= _socket_stream._MAX_READ_SIZE
-            await right.send_all(b"small")
-            assert await left.receive_some() == b"small"
-            assert left._read_size == default  # a short read shrinks it back
+            assert max(sizes) == default and len(sizes) >= len(payload) // default
+            assert (left.bytes_received, right.bytes_sent) == (len(payload), len(payload))
+
+
+async def test_the_fast_checkpoint_is_a_full_trio_checkpoint() -> None:
+    """The one-frame checkpoint the stream uses is Trio's checkpoint, step for step."""
+    checkpoint = _socket_stream.checkpoint
+    assert checkpoint is not trio.lowlevel.checkpoint  # this Trio has the internals it reads
+    with trio.testing.assert_checkpoints():  # counted as a cancel point and a schedule point
+        await checkpoint()
+    with trio.CancelScope() as scope:  # a cancel point
+        scope.cancel()
+        await checkpoint()
+        pytest.fail("not cancelled")  # pragma: no cover
+    assert scope.cancelled_caught
+    with trio.CancelScope() as scope:  # cancelled by a deadline that passed
+        scope.deadline = trio.current_time() - 1
+        await checkpoint()
+        pytest.fail("not cancelled")  # pragma: no cover
+    assert scope.cancelled_caught
+    with trio.CancelScope(shield=True) as outer:  # a shield holds, as for Trio's
+        outer.cancel()
+        with trio.CancelScope(shield=True):
+            await checkpoint()
+    ran: list[int] = []
+
+    async def other() -> None:
+        for step in range(20):
+            ran.append(step)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:  # a schedule point: the others run
+        nursery.start_soon(other)
+        for _ in range(5):
+            await checkpoint()
+        assert ran  # pragma: no branch
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_counts_and_sends_every_kind_of_bytes_object(kind: str) -> None:
+    """bytes, bytearray and memoryviews (any format) are sent whole and counted in bytes."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            words = memoryview(bytearray(b"abcdefgh")).cast("I")  # 2 items, 8 bytes
+            for data in (b"one", bytearray(b"two"), memoryview(b"three"), words, b""):
+                await left.send_all(data)
+            await left.send_eof()
+            received = bytearray()
+            async for chunk in right:
+                received += chunk
+            assert received == b"onetwothreeabcdefgh"
+            assert left.bytes_sent == right.bytes_received == 19
+            assert right.eof_received and not left.eof_received
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_unread_on_socket_tells_bytes_from_end_of_stream(kind: str) -> None:
+    """eof=False answers "would closing now reset the peer?": only unread bytes count."""
+    unread = _socket_stream.unread_on_socket
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            assert not unread(right) and not unread(right, eof=False)
+            await left.send_all(b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            assert unread(right) and unread(right, eof=False)
+            assert await right.receive_some() == b"x"
+            await left.send_eof()
+            with trio.fail_after(5):
+                while not unread(right):  # the FIN is on its way
+                    await trio.sleep(0.001)
+            assert not unread(right, eof=False)  # end of stream waits: no reset on close
+            assert await right.receive_some() == b""
+            assert right.eof_received
+            assert not unread(right, eof=False)  # known without a system call
+
+
+async def test_close_is_aclose_without_a_checkpoint() -> None:
+    """close() closes at once (the next call raises ClosedResourceError); harmless twice."""
+    with trio.fail_after(GUARD):
+        left, right = await tcp_pair()
+        with trio.testing.assert_no_checkpoints():
+            left.close()
+            left.close()
+        with pytest.raises(trio.ClosedResourceError):
+            await left.receive_some()
+        with pytest.raises(trio.ClosedResourceError):
+            await left.send_all(b"x")
+        assert await right.receive_some() == b""
+        await right.aclose()
+
+
+async def test_the_acceptor_takes_waiting_connections_in_order_then_waits() -> None:
+    """A batch holds every connection already waiting, in arrival order; then it waits."""
+    with trio.fail_after(GUARD):
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listener.socket.getsockname()[1]
+        acceptor = _socket_stream.Acceptor(listener)
+        clients = []
+        for index in range(5):
+            client = await trio.open_tcp_stream("127.0.0.1", port)
+            await client.send_all(b"%d" % index)
+            clients.append(client)
+        await trio.sleep(0.05)  # every handshake done
+        streams: list[trio.abc.Stream] = []
+        while len(streams) < 5:
+            streams += await acceptor.accept()
+        assert all(isinstance(s, FastSocketStream) for s in streams)
+        assert [await s.receive_some() for s in streams] == [b"0", b"1", b"2", b"3", b"4"]
+        got: list[trio.abc.Stream] = []
+
+        async def accept_one() -> None:
+            got.extend(await acceptor.accept())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept_one)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []  # the queue is empty: it waits
+            late = await trio.open_tcp_stream("127.0.0.1", port)
+        assert len(got) == 1
+        with trio.CancelScope() as scope:  # a cancelled call accepts nothing
+            scope.cancel()
+            await acceptor.accept()
+        assert scope.cancelled_caught
+        await late.send_all(b"late")
+        assert await got[0].receive_some() == b"late"
+        await listener.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            await acceptor.accept()
+        for stream in [*streams, *got, *clients, late]:
+            await stream.aclose()
+
+
+async def test_the_acceptor_uses_any_other_listener_through_its_accept() -> None:
+    """A listener that is not a trio.SocketListener is asked one connection at a time."""
+    listener = trio_tcp.testing.MemoryListener()
+    acceptor = _socket_stream.Acceptor(listener)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listener.connect)
+            (stream,) = await acceptor.accept()
+        assert not isinstance(stream, FastSocketStream)

@@ -9,6 +9,10 @@ A ``Connection`` only ever calls its stream's public methods. Over a real socket
 is the fast socket stream of ``_socket_stream.py`` (a plain ``trio.SocketStream`` passed in
 is re-wrapped in it); over TLS, memory or anything else it is that stream. Either way it is
 the same code: the memory-stream tests and the cancellation sweep run what production runs.
+The one shortcut: while no buffered read has been used, ``receive_some``, ``send_all`` and
+``async for chunk in conn`` hand back the fast socket stream's own coroutine (plain methods
+returning it, so an echo loop runs one coroutine frame per call, not two); the fast stream
+then counts the bytes. Same checkpoints, same errors, one frame less.
 
 Checkpoint rules (Trio's, see also the README):
 
@@ -29,14 +33,19 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Final, NoReturn, TypeVar
 
 import trio
 
 from ._address import Address, format_address, stream_address
 from ._exceptions import EndOfStream, IncompleteFrameError
-from ._socket_stream import DEFAULT_RECEIVE_SIZE, fast_stream, unread_on_socket
+from ._socket_stream import (
+    DEFAULT_RECEIVE_SIZE,
+    FastSocketStream,
+    fast_stream,
+    unread_on_socket,
+)
 from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection", "format_address"]
@@ -81,8 +90,6 @@ class Connection(trio.abc.HalfCloseableStream):
         ``.socket`` included); any other stream is used as it is.
       id: a small integer, unique in this process, for logs (``#3``).
       opened_at: ``trio.current_time()`` when the connection was made.
-      bytes_received: bytes that arrived from the network (buffered or not).
-      bytes_sent: bytes handed to the network by completed ``send_all`` calls.
     """
 
     __slots__ = (
@@ -91,15 +98,17 @@ class Connection(trio.abc.HalfCloseableStream):
         "_cancel_scope",
         "_closed",
         "_closing",
+        "_fast",
+        "_fast_receive",
         "_idle_mark_bytes",
         "_idle_mark_time",
         "_local",
         "_peer",
         "_receive_size",
+        "_received",
         "_receiving",
+        "_sent",
         "_wake_scope",
-        "bytes_received",
-        "bytes_sent",
         "id",
         "opened_at",
         "stream",
@@ -126,11 +135,15 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if receive_size < 1:
             raise ValueError("receive_size must be >= 1")
-        self.stream = fast_stream(stream)
+        self.stream = stream = fast_stream(stream)
+        # The fast socket stream counts its own bytes; reads and sends can go straight to
+        # it (module docstring): receives only until a buffered read made a buffer.
+        self._fast = stream if type(stream) is FastSocketStream else None
+        self._fast_receive = self._fast if receive_size == DEFAULT_RECEIVE_SIZE else None
         self.id = next(_ids)
         self.opened_at = trio.current_time()
-        self.bytes_received = 0
-        self.bytes_sent = 0
+        self._received = 0  # counted here for any other stream
+        self._sent = 0
         self._buffer: ReceiveBuffer | None = None  # made on first buffered read
         self._peer = peer
         self._local: Address = None
@@ -144,6 +157,18 @@ class Connection(trio.abc.HalfCloseableStream):
         self._idle_mark_time = self.opened_at
 
     # ------------------------------------------------------------------ identity
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes that arrived from the network (buffered or not)."""
+        fast = self._fast
+        return self._received if fast is None else fast.bytes_received
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes handed to the network (all of every completed ``send_all``)."""
+        fast = self._fast
+        return self._sent if fast is None else fast.bytes_sent
 
     @property
     def peer(self) -> Address:
@@ -199,9 +224,10 @@ class Connection(trio.abc.HalfCloseableStream):
             return False
         return not self._unread_on_socket()
 
-    def _unread_on_socket(self) -> bool:
-        """Bytes (or end of stream, or an error) wait in the socket's receive queue."""
-        return unread_on_socket(self.stream)
+    def _unread_on_socket(self, *, eof: bool = True) -> bool:
+        """Bytes (or, with ``eof``, end of stream or an error) wait in the socket's receive
+        queue (see ``unread_on_socket``)."""
+        return unread_on_socket(self.stream, eof=eof)
 
     async def _wait_at_boundary(self) -> bool:
         """For the ``until_closing`` iterators, before a read: False means stop iterating.
@@ -233,6 +259,7 @@ class Connection(trio.abc.HalfCloseableStream):
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = ReceiveBuffer()
+            self._fast_receive = None  # from now on every read looks at the buffer first
         return buffer
 
     async def _fill(self, buffer: ReceiveBuffer) -> bool:
@@ -244,7 +271,8 @@ class Connection(trio.abc.HalfCloseableStream):
             self._receiving = False
         if not data:
             return False
-        self.bytes_received += len(data)
+        if self._fast is None:
+            self._received += len(data)
         buffer.feed(data)
         return True
 
@@ -264,10 +292,11 @@ class Connection(trio.abc.HalfCloseableStream):
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this connection")
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes]:
         """Return the next bytes that arrived (up to ``max_bytes``), ``b""`` at end of stream.
 
-        Bytes already in the buffer (left over from a buffered read) come first.
+        Bytes already in the buffer (left over from a buffered read) come first. Use it as
+        any stream's: ``data = await conn.receive_some()``.
 
         Cancellation: a cancelled call received nothing; no byte is lost.
 
@@ -275,9 +304,29 @@ class Connection(trio.abc.HalfCloseableStream):
           trio.ClosedResourceError: this connection was closed.
           trio.BrokenResourceError: the peer reset the connection.
           trio.BusyResourceError: another task is receiving.
+          ValueError: ``max_bytes`` is less than 1.
         """
+        fast = self._fast_receive
+        if fast is not None:
+            return fast.receive_some(max_bytes)
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
+        return self._receive_some(max_bytes)
+
+    def __anext__(self) -> Coroutine[Any, Any, bytes]:
+        """``async for chunk in conn``: :meth:`receive_some` until end of stream."""
+        fast = self._fast_receive
+        if fast is not None:
+            return fast.__anext__()
+        return self._next_chunk()
+
+    async def _next_chunk(self) -> bytes:
+        data = await self._receive_some(None)
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    async def _receive_some(self, max_bytes: int | None) -> bytes:
         buffer = self._buffer
         if buffer:
             return await self._read(
@@ -290,13 +339,16 @@ class Connection(trio.abc.HalfCloseableStream):
             data = await self.stream.receive_some(max_bytes or self._receive_size)
         finally:
             self._receiving = False
-        self.bytes_received += len(data)
+        if self._fast is None:
+            self._received += len(data)
         if type(data) is not bytes:  # the Stream ABC allows a bytearray
             data = bytes(data)
         return data
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+    def send_all(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
         """Send every byte of ``data``; returns once the network has taken them.
+
+        Use it as any stream's: ``await conn.send_all(data)``.
 
         Cancellation: a cancelled call may have sent part of ``data`` (Trio's rule for
         ``send_all``); the stream is then in an unknown state and should be closed.
@@ -306,8 +358,14 @@ class Connection(trio.abc.HalfCloseableStream):
           trio.BrokenResourceError: the peer reset the connection.
           trio.BusyResourceError: another task is sending.
         """
+        fast = self._fast
+        if fast is not None:
+            return fast.send_all(data)
+        return self._send_all(data)
+
+    async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.stream.send_all(data)
-        self.bytes_sent += len(data)
+        self._sent += memoryview(data).nbytes
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``).
@@ -355,9 +413,7 @@ class Connection(trio.abc.HalfCloseableStream):
         """
         if self._closed or self._receiving:
             self._check_receive()
-        buffer = self._buffer
-        if buffer is None:
-            buffer = self._buffer = ReceiveBuffer()
+        buffer = self._ensure_buffer()
         self._receiving = True
         try:
             # Cancel point first: a cancelled read must leave its bytes in the buffer.
@@ -375,7 +431,8 @@ class Connection(trio.abc.HalfCloseableStream):
                 if not data:
                     assert at_eof is not None
                     return at_eof(buffer)  # raises, or makes a last result of what is left
-                self.bytes_received += len(data)
+                if self._fast is None:
+                    self._received += len(data)
                 buffer.feed(data)
                 result = parse(buffer)
                 if result is not None:
@@ -553,6 +610,16 @@ class Connection(trio.abc.HalfCloseableStream):
         await self.send_all(framer.encode(frame))
 
     # ------------------------------------------------------------------ server support
+
+    def _close_now(self) -> bool:
+        """Close at once, without a checkpoint, if the stream allows it (a socket's does);
+        False: nothing done, use :meth:`aclose`. For the server, once the handler ended."""
+        fast = self._fast
+        if fast is None:
+            return False
+        self._closed = True
+        fast.close()
+        return True
 
     def _idle_for(self, now: float) -> float:
         """Seconds since bytes last arrived, as seen by the idle watchdog's scans."""

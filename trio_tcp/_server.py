@@ -36,7 +36,7 @@ from ._listeners import open_tcp_listeners, open_unix_listener
 from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._refusal import Refused
 from ._setup import ConnectionSetup
-from ._socket_stream import accept_ready, fast_stream
+from ._socket_stream import Acceptor
 from ._throttle import LogThrottle
 from ._tls import DEFAULT_HANDSHAKE_TIMEOUT, close_tls
 
@@ -454,13 +454,14 @@ class Server:
     ) -> None:
         backoff = _ACCEPT_BACKOFF_MIN
         ready: list[trio.abc.Stream] = []  # accepted in a batch, not yet handed to a handler
+        acceptor = Acceptor(listener)
         try:
             while True:
                 if ready:
                     stream = ready.pop()
                 else:
                     try:
-                        stream = fast_stream(await listener.accept())
+                        ready = await acceptor.accept()
                     except OSError as exc:
                         if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                             raise
@@ -477,8 +478,8 @@ class Server:
                         backoff = min(backoff * 2, _ACCEPT_BACKOFF_MAX)
                         continue
                     backoff = _ACCEPT_BACKOFF_MIN
-                    ready = accept_ready(listener)
                     ready.reverse()  # pop() then hands them out in arrival order
+                    stream = ready.pop()
                 self._counters["accepted"] += 1
                 limit = self._max_connections
                 if limit is not None and len(self._connections) + self._starting >= limit:
@@ -537,6 +538,7 @@ class Server:
             connection_logger.debug(
                 "%r opened", conn, extra=_connection_event("connection_open", conn)
             )
+        failed = True
         try:
             if self._idle_timeout is None:
                 await self._handler(conn)
@@ -544,6 +546,7 @@ class Server:
                 with trio.CancelScope() as scope:
                     conn._cancel_scope = scope
                     await self._handler(conn)
+            failed = False
         except BaseException as exc:
             self._handler_ended_with(conn, exc)
         finally:
@@ -561,22 +564,25 @@ class Server:
                     conn.bytes_sent,
                     extra=_connection_event("connection_close", conn),
                 )
-            # Shielded: at the grace deadline or a hard stop the close must still happen
-            # (and must not replace the handler's own exception with Cancelled).
-            cut = _cancelled()
+            # A handler that returned was not cut off, whatever happened to its scope after.
+            cut = failed and _cancelled()
             if cut:
                 self._counters["cut"] += 1
             # The grace deadline (not a hard stop, which cancels from outside) lingers.
             deadline = cut and self._handler_scope is not None and self._handler_scope.cancel_called
-            with trio.CancelScope(shield=True):
-                if isinstance(conn.stream, trio.SSLStream):
+            if isinstance(conn.stream, trio.SSLStream):
+                # Shielded: at the grace deadline or a hard stop the close must still happen
+                # (and must not replace the handler's own exception with Cancelled).
+                with trio.CancelScope(shield=True):
                     if cut:
                         await trio.aclose_forcefully(conn)
                     else:
                         await close_tls(conn)  # close_notify (bounded): a clean end
-                elif deadline or (not cut and conn._unread_on_socket()):
+            elif deadline or (not cut and conn._unread_on_socket(eof=False)):
+                with trio.CancelScope(shield=True):
                     await _lingering_close(conn)
-                else:
+            elif not conn._close_now():  # a socket closes at once; other streams:
+                with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(conn)
 
     def _handler_ended_with(self, conn: Connection, exc: BaseException) -> None:

@@ -43,7 +43,7 @@ import traceback
 import types
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import outcome
 import trio
@@ -198,6 +198,18 @@ def _coro_frames(coro: object) -> Iterator[tuple[types.FrameType, int]]:
             return
 
 
+#: The coroutines a public call of ``Connection`` runs under its own name: ``receive_some``
+#: and ``send_all`` are plain methods that return the coroutine doing the work (over a
+#: socket, the fast socket stream's), so the frame below the handler's is that coroutine.
+_PUBLIC_OPERATION: Final = {
+    "Connection._receive_some": "Connection.receive_some",
+    "Connection._next_chunk": "Connection.receive_some",
+    "Connection._send_all": "Connection.send_all",
+    "FastSocketStream._receive": "Connection.receive_some",
+    "FastSocketStream.send_all": "Connection.send_all",
+}
+
+
 def _wait_site(frames: Iterator[tuple[types.FrameType, int]]) -> tuple[str, str, list[Any]]:
     """``(operation, location, objects)`` of a suspended await chain: what the innermost
     frame outside the plumbing awaits, its line, and the ``self`` of every frame below."""
@@ -216,6 +228,7 @@ def _wait_site(frames: Iterator[tuple[types.FrameType, int]]) -> tuple[str, str,
         )
     below = chain[innermost + 1 :]
     operation = below[0][0].f_code.co_qualname if below else "?"
+    operation = _PUBLIC_OPERATION.get(operation, operation)
     selves = [f.f_locals.get("self") for f, _ in below]
     return operation, location, selves
 

@@ -31,10 +31,16 @@ def socket_waits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture(params=["fast", "trio"])
 def socket_checkpoints(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the fast socket stream's one-frame checkpoint (what it uses on a Trio
-    with the internals it reads) and again with ``trio.lowlevel.checkpoint`` (its fallback)."""
+    """Run a test with the fast socket stream's one-frame checkpoints (what it uses on a Trio
+    with the internals it reads) and again with Trio's own (its fallback)."""
     from trio_tcp import _socket_stream
 
     if request.param == "trio":
         monkeypatch.setattr(_socket_stream, "_checkpoint", trio.lowlevel.checkpoint)
+        monkeypatch.setattr(
+            _socket_stream, "_checkpoint_if_cancelled", trio.lowlevel.checkpoint_if_cancelled
+        )
+        monkeypatch.setattr(
+            _socket_stream, "_cancel_shielded_checkpoint", trio.lowlevel.cancel_shielded_checkpoint
+        )
     return str(request.param)

@@ -154,3 +154,62 @@ async def test_buffered_reads_are_cancel_points_and_lose_nothing(kind: str, tmp_
                 assert server.buffered == len(b"two\nrest")
                 assert await server.receive_line() == b"two"
                 assert await server.receive_exactly(4) == b"rest"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_until_closing_steps_are_one_checkpoint_each_and_lose_nothing(
+    kind: str, tmp_path: Path
+) -> None:
+    """Each step of lines/chunks/frames(until_closing=True) is a checkpoint, whether its
+    bytes were received at the boundary or were already buffered; a cancelled step takes
+    nothing."""
+    framer = LengthPrefixFramer(2)
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            client, server = await make()
+            async with client, server:
+                lines = server.lines(until_closing=True)
+                await client.send_all(b"one\ntwo\n")
+                await trio.testing.wait_all_tasks_blocked()
+                with trio.testing.assert_checkpoints():
+                    assert await lines.__anext__() == b"one"  # received at the boundary
+                with trio.testing.assert_checkpoints():
+                    assert await lines.__anext__() == b"two"  # already buffered
+                await client.send_all(b"three\n")
+                await trio.testing.wait_all_tasks_blocked()
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    await lines.__anext__()
+                assert scope.cancelled_caught
+                assert await lines.__anext__() == b"three"
+                chunks = server.chunks(until_closing=True)
+                await client.send_all(b"xyz")
+                await trio.testing.wait_all_tasks_blocked()
+                with trio.testing.assert_checkpoints():
+                    assert await chunks.__anext__() == b"xyz"
+                frames = server.frames(framer, until_closing=True)
+                await client.send_frame(framer, b"framed")
+                await trio.testing.wait_all_tasks_blocked()
+                with trio.testing.assert_checkpoints():
+                    assert await frames.__anext__() == b"framed"
+                await client.send_eof()
+                with trio.testing.assert_checkpoints(), pytest.raises(StopAsyncIteration):
+                    await lines.__anext__()
+
+
+async def test_until_closing_sees_a_shutdown_that_began_while_it_let_others_run() -> None:
+    """A shutdown that begins during the rounds a read lets the others run before it waits
+    (no wake-up armed yet) still stops a quiet reader: it is not left parked."""
+    with trio.fail_after(GUARD):
+        a, b = trio.socket.socketpair()
+        closing = trio.Event()
+        conn = Connection(trio.SocketStream(a), closing=closing)
+
+        async def close_soon() -> None:
+            await trio.lowlevel.checkpoint()
+            closing.set()
+
+        async with conn, trio.open_nursery() as nursery:
+            nursery.start_soon(close_soon)
+            assert [line async for line in conn.lines(until_closing=True)] == []
+        b.close()

@@ -361,3 +361,24 @@ async def test_the_acceptor_uses_any_other_listener_through_its_accept() -> None
             nursery.start_soon(listener.connect)
             (stream,) = await acceptor.accept()
         assert not isinstance(stream, FastSocketStream)
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+async def test_receive_some_if_ready_gives_up_instead_of_waiting(kind: str) -> None:
+    """None when nothing comes within the rounds before a wait; bytes or b"" otherwise."""
+    with trio.fail_after(GUARD):
+        left, right = await PAIRS[kind]()
+        async with left, right:
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some_if_ready() is None
+            assert right._poller is None  # it never waited
+            await left.send_all(b"here")
+            with trio.testing.assert_checkpoints():
+                assert await right.receive_some_if_ready(2) == b"he"
+            assert await right.receive_some_if_ready() == b"re"
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await right.receive_some_if_ready()
+            assert scope.cancelled_caught
+            await left.send_eof()
+            assert await right.receive_some_if_ready() == b""

@@ -67,12 +67,13 @@ async def test_sweep_echo_mode_covers_every_wait(
 async def test_sweep_print_mode_finds_no_leak(
     autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The print mode: 2 one-byte reads and the EOF read through `conn.chunks()` wait 11
-    times: 22 points, all clean."""
+    """The print mode: 2 one-byte reads and the EOF read through `conn.chunks()` wait 9
+    times (a chunk received at the boundary is that step's one checkpoint): 18 points,
+    all clean."""
     with trio.fail_after(1000):
         report = await cancellation_sweep(make_mode("print"), send_only_script)
-    assert report.points == 22
-    assert report.operations == ["_ReadIterator.__anext__"] * 22
+    assert report.points == 18
+    assert report.operations == ["_ReadIterator.__anext__"] * 18
     assert report.result == b""
     printed = capsys.readouterr().out
     assert "<Buffer 0c>" in printed and "<Buffer 22>" in printed

@@ -46,6 +46,8 @@ from ._socket_stream import (
     fast_stream,
     unread_on_socket,
 )
+from ._socket_stream import cancel_shielded_checkpoint as _cancel_shielded_checkpoint
+from ._socket_stream import checkpoint_if_cancelled as _checkpoint_if_cancelled
 from .framing import DEFAULT_MAX_LINE_LENGTH, FrameEncoder, Framer, LineFramer, ReceiveBuffer
 
 __all__ = ["Address", "Connection", "format_address"]
@@ -55,10 +57,6 @@ FrameT = TypeVar("FrameT")
 
 _ids = itertools.count(1)
 
-_checkpoint = trio.lowlevel.checkpoint
-_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
-_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
-
 
 @functools.lru_cache(maxsize=32)
 def _line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFramer:
@@ -67,6 +65,11 @@ def _line_framer(delimiter: bytes, max_length: int, keep_ends: bool) -> LineFram
 
 
 _DEFAULT_LINE_FRAMER: Final = _line_framer(b"\n", DEFAULT_MAX_LINE_LENGTH, False)
+
+# What Connection._wait_at_boundary tells an until_closing iterator to do.
+_STOP: Final = 0
+_READ: Final = 1
+_READ_FILLED: Final = 2
 
 
 class Connection(trio.abc.HalfCloseableStream):
@@ -229,22 +232,42 @@ class Connection(trio.abc.HalfCloseableStream):
         queue (see ``unread_on_socket``)."""
         return unread_on_socket(self.stream, eof=eof)
 
-    async def _wait_at_boundary(self) -> bool:
-        """For the ``until_closing`` iterators, before a read: False means stop iterating.
+    async def _wait_at_boundary(self) -> int:
+        """For the ``until_closing`` iterators, before a read: what the read should do.
 
-        Not at a boundary (bytes buffered) or not owned by a server: True at once. At a
-        boundary: waits for the peer's next bytes (buffered, True), its end of stream
-        (False), or a graceful shutdown while the peer is quiet (False); ``Server.close``
-        cancels :attr:`_wake_scope` to wake it. Nothing received is ever lost: the chunk
-        goes straight into the buffer, and a cancelled receive took nothing.
+        ``_STOP``: stop iterating. ``_READ``: read as usual (bytes are buffered, or no
+        server owns this connection, or it is closing but the peer is not quiet).
+        ``_READ_FILLED``: a chunk was just received into the buffer, and that was this
+        step's checkpoint, so the read owes no other.
+
+        At a boundary (nothing buffered) it waits for the peer's next bytes, its end of
+        stream (stop), or a graceful shutdown while the peer is quiet (stop). A shutdown
+        wakes it by cancelling :attr:`_wake_scope`, which is entered only for a wait: over
+        a socket, the bytes that come within a few scheduler rounds are taken without one.
+        Nothing received is ever lost: the chunk goes straight into the buffer, and a
+        cancelled receive took nothing.
         """
         closing = self._closing
         buffer = self._ensure_buffer()
         if closing is None or buffer:
-            return True
+            return _READ
         if closing.is_set():
-            return not self._peer_quiet()
+            return _READ if not self._peer_quiet() else _STOP
         self._check_receive()
+        fast = self._fast
+        if fast is not None:  # no cancel scope unless the read has to wait
+            self._receiving = True
+            try:
+                data = await fast.receive_some_if_ready(self._receive_size)
+            finally:
+                self._receiving = False
+            if data is not None:
+                if not data:
+                    return _STOP
+                buffer.feed(data)
+                return _READ_FILLED
+            if closing.is_set():  # it began while we let the others run
+                return _READ if not self._peer_quiet() else _STOP
         with trio.CancelScope() as scope:
             self._wake_scope = scope
             try:
@@ -252,8 +275,8 @@ class Connection(trio.abc.HalfCloseableStream):
             finally:
                 self._wake_scope = None
         if scope.cancelled_caught:
-            return not self._peer_quiet()
-        return received
+            return _READ if not self._peer_quiet() else _STOP
+        return _READ_FILLED if received else _STOP
 
     def _ensure_buffer(self) -> ReceiveBuffer:
         buffer = self._buffer
@@ -402,6 +425,7 @@ class Connection(trio.abc.HalfCloseableStream):
         self,
         parse: Callable[[ReceiveBuffer], T | None],
         at_eof: Callable[[ReceiveBuffer], T] | None,
+        checkpointed: bool = False,
     ) -> T:
         """The one read loop behind every buffered read: parse, else receive and parse again.
 
@@ -409,7 +433,8 @@ class Connection(trio.abc.HalfCloseableStream):
         as it was); ``at_eof`` raises the right error when the stream ends first, or returns
         a last result (a partial line, with ``allow_partial``); it is ``None`` only where
         bytes are buffered, so the first parse succeeds. Every received chunk goes straight
-        into the buffer, so a cancellation can never lose it.
+        into the buffer, so a cancellation can never lose it. ``checkpointed``: the caller
+        has just received into the buffer (a checkpoint), which stands for this read's own.
         """
         if self._closed or self._receiving:
             self._check_receive()
@@ -417,12 +442,14 @@ class Connection(trio.abc.HalfCloseableStream):
         self._receiving = True
         try:
             # Cancel point first: a cancelled read must leave its bytes in the buffer.
-            await _checkpoint_if_cancelled()
+            if not checkpointed:
+                await _checkpoint_if_cancelled()
             result = parse(buffer)
             if result is not None:
                 # Served from the buffer: still a schedule point (Trio's rule), shielded
                 # because the result is already out of the buffer.
-                await _cancel_shielded_checkpoint()
+                if not checkpointed:
+                    await _cancel_shielded_checkpoint()
                 return result
             stream = self.stream
             size = self._receive_size
@@ -549,15 +576,12 @@ class Connection(trio.abc.HalfCloseableStream):
         the peer is quiet (:attr:`is_closing_and_quiet`), waking up if it was waiting for
         the next line when shutdown began.
         """
-        _line_framer(delimiter, max_length, keep_ends)  # bad options fail here, not later
-        read = functools.partial(
-            self.receive_line,
-            max_length=max_length,
-            delimiter=delimiter,
-            keep_ends=keep_ends,
-            allow_partial=allow_partial,
+        framer = _line_framer(delimiter, max_length, keep_ends)  # bad options fail here
+        at_eof = _partial_line_eof if allow_partial else functools.partial(_frame_eof, framer)
+        # receive_line's read, made once: each step is one _read call.
+        return _ReadIterator(
+            self, functools.partial(self._read, framer.parse, at_eof), until_closing
         )
-        return _ReadIterator(self, read, until_closing)
 
     def chunks(
         self, max_bytes: int | None = None, *, until_closing: bool = False
@@ -571,7 +595,14 @@ class Connection(trio.abc.HalfCloseableStream):
             raise ValueError("max_bytes must be >= 1")
         return _ReadIterator(self, functools.partial(self._receive_chunk, max_bytes), until_closing)
 
-    async def _receive_chunk(self, max_bytes: int | None) -> bytes:
+    async def _receive_chunk(self, max_bytes: int | None, checkpointed: bool = False) -> bytes:
+        buffer = self._buffer
+        if checkpointed and buffer:  # the chunk _wait_at_boundary just received
+            return await self._read(
+                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
+                None,
+                True,
+            )
         chunk = await self.receive_some(max_bytes)
         if not chunk:
             raise EndOfStream("the peer closed the stream")
@@ -596,7 +627,11 @@ class Connection(trio.abc.HalfCloseableStream):
         ``until_closing=True``: also stop after a whole frame once the server is closing and
         the peer is quiet (see :meth:`lines`).
         """
-        return _ReadIterator(self, functools.partial(self.receive_frame, framer), until_closing)
+        return _ReadIterator(
+            self,
+            functools.partial(self._read, framer.parse, functools.partial(_frame_eof, framer)),
+            until_closing,
+        )
 
     async def send_frame(self, framer: FrameEncoder[FrameT], frame: FrameT) -> None:
         """Encode ``frame`` with ``framer`` and send it (see :meth:`send_all`).
@@ -661,21 +696,26 @@ def _partial_line_eof(buffer: ReceiveBuffer) -> bytes:
 class _ReadIterator(AsyncIterator[T]):
     """``async for`` over one of the reads: each step is that read, until a clean end.
 
-    With ``until_closing``, each step first waits at the message boundary
+    ``read(checkpointed)`` is the read (``checkpointed``: see ``Connection._read``). With
+    ``until_closing``, each step first waits at the message boundary
     (``Connection._wait_at_boundary``) and stops there once the server closes.
     """
 
     __slots__ = ("_conn", "_read", "_until_closing")
 
-    def __init__(self, conn: Connection, read: Callable[[], Awaitable[T]], until_closing: bool):
+    def __init__(self, conn: Connection, read: Callable[[bool], Awaitable[T]], until_closing: bool):
         self._conn = conn
         self._read = read
         self._until_closing = until_closing
 
     async def __anext__(self) -> T:
-        if self._until_closing and not await self._conn._wait_at_boundary():
-            raise StopAsyncIteration
+        checkpointed = False
+        if self._until_closing:
+            step = await self._conn._wait_at_boundary()
+            if step == _STOP:
+                raise StopAsyncIteration
+            checkpointed = step == _READ_FILLED
         try:
-            return await self._read()
+            return await self._read(checkpointed)
         except EndOfStream:
             raise StopAsyncIteration from None

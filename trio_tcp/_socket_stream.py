@@ -282,6 +282,10 @@ def _current_poller() -> _Poller | None:
     return poller
 
 
+class _WouldWait(Exception):
+    """A read that may not wait (``receive_some_if_ready``) found nothing to take."""
+
+
 def _stream_error(exc: OSError) -> trio.ClosedResourceError | trio.BrokenResourceError:
     """The error SocketStream raises for ``exc``: closed by us, or broken by the peer."""
     if exc.errno in _CLOSED_ERRNOS:
@@ -383,8 +387,22 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
         """``async for chunk in stream``: ``receive_some()`` until end of stream."""
         return self._receive(DEFAULT_RECEIVE_SIZE, True)
 
-    async def _receive(self, max_bytes: int, stop: bool) -> bytes:
-        """receive_some (``stop``: raise ``StopAsyncIteration`` at end of stream)."""
+    async def receive_some_if_ready(self, max_bytes: int | None = None) -> bytes | None:
+        """:meth:`receive_some`, but ``None`` where it would wait on epoll: nothing arrived
+        within the rounds a read lets the other tasks run before it waits (``_PATIENCE``).
+
+        For a reader that must do something before it waits (the ``until_closing`` reads
+        of ``Connection`` arm a wake-up for a shutdown only then). Same checkpoint, same
+        errors; ``None`` means nothing was received.
+        """
+        try:
+            return await self._receive(max_bytes or DEFAULT_RECEIVE_SIZE, False, False)
+        except _WouldWait:
+            return None
+
+    async def _receive(self, max_bytes: int, stop: bool, park: bool = True) -> bytes:
+        """receive_some (``stop``: raise ``StopAsyncIteration`` at end of stream; not
+        ``park``: raise ``_WouldWait`` instead of waiting on epoll)."""
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this stream")
         self._receiving = True
@@ -405,8 +423,10 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
                     if patience:
                         patience -= 1
                         await _checkpoint()
-                    else:
+                    elif park:
                         await self._wait(readable=True)
+                    else:
+                        raise _WouldWait from None
                     try:
                         data = sock.recv(max_bytes)
                         break

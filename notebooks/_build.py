@@ -511,9 +511,9 @@ NB2: list[Cell] = [
         """
         ## Splitting: one write, many reads
 
-        Now one `send_all` of 1 MiB to a server that reads at once. A read returns at most
-        64 KiB (the receive size), and whatever has arrived so far; the one write arrives as
-        many chunks.
+        Now one `send_all` of 1 MiB to a server that reads at once. A read returns whatever
+        has arrived so far, at most 64 KiB (the receive size), or up to 124 KiB while reads
+        keep coming back full, as in a big transfer; the one write arrives as many chunks.
         """
     ),
     code(

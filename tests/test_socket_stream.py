@@ -196,10 +196,11 @@ async def test_a_parked_writer_wakes_when_the_peer_reads() -> None:
         assert received == payload
 
 
-async def test_a_read_returns_at_most_64_kib_and_a_bulk_transfer_arrives_whole() -> None:
-    """receive_some() asks for Trio's default 64 KiB (bigger reads measured slower: each
-    256 KiB bytes object is a fresh mmap), also after many full reads; nothing is lost."""
+async def test_reads_ask_for_more_while_they_fill_and_64_kib_again_after() -> None:
+    """receive_some() asks for 64 KiB, 124 KiB while each read comes back full (a bulk
+    transfer: fewer calls per byte), 64 KiB again after a short read; nothing is lost."""
     default = _socket_stream.DEFAULT_RECEIVE_SIZE
+    bulk = _socket_stream.BULK_RECEIVE_SIZE
     with trio.fail_after(GUARD):
         a, b = trio.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -217,8 +218,14 @@ async def test_a_read_returns_at_most_64_kib_and_a_bulk_transfer_arrives_whole()
                     if len(received) >= len(payload):
                         break
             assert received == payload
-            assert max(sizes) == default and len(sizes) >= len(payload) // default
+            assert sizes[0] == default and max(sizes) == bulk  # it grew, no further
             assert (left.bytes_received, right.bytes_sent) == (len(payload), len(payload))
+            await right.send_all(b"small")
+            assert await left.receive_some() == b"small"
+            assert left._read_size == default  # a short read shrinks it back
+            await right.send_all(bytes(3 * default))
+            assert len(await left.receive_some(10)) == 10  # an explicit size is kept
+            assert len(await left.receive_some()) == default
 
 
 async def test_the_fast_checkpoint_is_a_full_trio_checkpoint() -> None:

@@ -11,6 +11,9 @@ range), and the server's CPU time per operation (µs per round trip, per 64 KiB 
 connection). ``--out`` writes them as JSON (the schema notebook 6 and the README read);
 a Markdown table is printed either way.
 
+``--table bench/published.json`` prints the compact table the README and
+docs/performance.md show (ratios to plain Trio and to asyncio streams, CPU per operation).
+
 ``--variant NAME=PATH`` adds a server ``trio_tcp@NAME`` (and ``trio_tcp_cli@NAME``) running
 the trio_tcp found at PATH (another checkout, e.g. ``git worktree add /tmp/before HEAD~3``):
 before/after comparisons in one alternated series.
@@ -140,6 +143,8 @@ def summarize(rounds: list[list[bench.Result]]) -> list[dict[str, Any]]:
     """One row per (server, workload): median/min/max of the figure and of its ratio to Trio."""
     values: dict[tuple[str, str], list[float]] = {}
     ratios: dict[tuple[str, str], list[float]] = {}
+    vs_asyncio: dict[tuple[str, str], list[float]] = {}
+    saturated: dict[tuple[str, str], int] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     units: dict[str, str] = {}
     errors: dict[tuple[str, str], int] = {}
@@ -153,12 +158,17 @@ def summarize(rounds: list[list[bench.Result]]) -> list[dict[str, Any]]:
             ratio = per_round[(r.workload, r.server)].get("vs_trio")
             if ratio is not None:
                 ratios.setdefault(key, []).append(ratio)
+            ratio = per_round[(r.workload, r.server)].get("vs_asyncio_streams")
+            if ratio is not None:
+                vs_asyncio.setdefault(key, []).append(ratio)
+            saturated[key] = saturated.get(key, 0) + int(r.saturated)
             if r.server_cpu_us_per_op is not None:
                 cpu.setdefault(key, []).append(r.server_cpu_us_per_op)
     rows = []
     for (server, workload), figures in values.items():
         key = (server, workload)
         ratio = ratios.get(key, [])
+        aio = vs_asyncio.get(key, [])
         rows.append(
             {
                 "server": server,
@@ -170,7 +180,12 @@ def summarize(rounds: list[list[bench.Result]]) -> list[dict[str, Any]]:
                 "ratio_trio_median": statistics.median(ratio) if ratio else None,
                 "ratio_trio_min": min(ratio) if ratio else None,
                 "ratio_trio_max": max(ratio) if ratio else None,
+                "ratio_asyncio_median": statistics.median(aio) if aio else None,
+                "ratio_asyncio_min": min(aio) if aio else None,
+                "ratio_asyncio_max": max(aio) if aio else None,
                 "cpu_us_per_op_median": statistics.median(cpu[key]) if key in cpu else None,
+                "runs": figures,
+                "loadgen_saturated_runs": saturated.get(key, 0),
                 "verify_errors": errors[key],
             }
         )
@@ -199,6 +214,64 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The columns of :func:`summary_table` (the README's and docs/performance.md's table).
+TABLE_SERVERS = {
+    "trio_tcp": "trio_tcp library",
+    "trio_tcp_cli": "`trio-tcp serve --mode echo`",
+    "asyncio_streams": "asyncio streams",
+    "uvloop_streams": "uvloop streams",
+    "node_net": "Node `net`",
+}
+
+
+_DASH = "\u2013"  # an en dash, as in the pages the table goes into
+_TIMES = "\u00d7"
+
+
+def _range(row: dict[str, Any], prefix: str) -> str:
+    low, high = row[f"{prefix}_min"], row[f"{prefix}_max"]
+    return f"{row[f'{prefix}_median']:.2f} ({low:.2f}{_DASH}{high:.2f})"
+
+
+def summary_table(data: dict[str, Any]) -> str:
+    """The compact table the README and docs/performance.md show, from published.json.
+
+    One row per workload, one column per server: its ratio to plain Trio measured in the
+    same run, median (lowest to highest), and its server CPU time per operation; for the two
+    trio_tcp columns also the ratio to asyncio streams in the same run. Above 1 is better
+    (for memory: less per connection). tests/test_bench_figures.py checks that both pages
+    show exactly this table for the committed JSON.
+    """
+    rows = {(r["server"], r["workload"]): r for r in data["rows"]}
+    servers = [s for s in TABLE_SERVERS if any(k[0] == s for k in rows)]
+    workloads = list(dict.fromkeys(r["workload"] for r in data["rows"]))
+    header = ["workload", *(TABLE_SERVERS[s] for s in servers), "plain Trio"]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for workload in workloads:
+        trio_row = rows.get(("trio", workload))
+        cells = [workload]
+        for server in servers:
+            row = rows.get((server, workload))
+            if row is None or row["ratio_trio_median"] is None:
+                cells.append(_DASH)
+                continue
+            cell = f"{_range(row, 'ratio_trio')}{_TIMES}"
+            if server.startswith("trio_tcp") and row.get("ratio_asyncio_median") is not None:
+                cell += f"; vs asyncio {_range(row, 'ratio_asyncio')}{_TIMES}"
+            cell += _cpu(row)
+            cells.append(cell)
+        cells.append("1" + ("" if trio_row is None else _cpu(trio_row)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    if row["unit"] == "KiB/conn":
+        return f"; {row['median']:.1f} KiB"
+    cpu = row["cpu_us_per_op_median"]
+    return "" if cpu is None else f"; {cpu:.1f} µs"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="alternated rounds (default 5)")
@@ -208,7 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", help="comma-separated substrings of workload names")
     parser.add_argument("--variant", action="append", default=[], help="NAME=PATH")
     parser.add_argument("--out", type=Path, help="write the summary JSON here")
+    parser.add_argument(
+        "--table", type=Path, help="print the README's table from this JSON and stop"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        print(summary_table(json.loads(args.table.read_text())))
+        return 0
     variants = dict(v.split("=", 1) for v in args.variant)
     servers = args.servers.split(",") if args.servers else DEFAULT_SERVERS
     servers = [s for s in servers if bench.server_available(s.partition("@")[0])]
@@ -229,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(rounds)
     print(markdown(rows))
     failed = any([row.pop("verify_errors") for row in rows])  # every row, no short cut
-    if args.out:
+    if args.out and not failed:  # a figure with a wrong echoed byte is never published
         command = "python bench/published.py " + " ".join(argv or sys.argv[1:])
         data = {
             "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -240,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.out.write_text(json.dumps(data, indent=2) + "\n")
     if failed:
-        print("VERIFY-ERRORS: some echoed bytes were wrong (see bench/run.py)", file=sys.stderr)
+        print(
+            "VERIFY-ERRORS: some echoed bytes were wrong (see bench/run.py); nothing written",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

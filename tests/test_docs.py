@@ -129,7 +129,10 @@ def async_callables() -> Iterator[tuple[str, object]]:
                     if not key.startswith("_")
                 ]
             for dotted, member in members:
-                if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+                # unwrap: Connection.receive_some/send_all are plain methods that
+                # return a coroutine, marked with __wrapped__ (awaited all the same).
+                plain = inspect.unwrap(member) if callable(member) else member
+                if inspect.iscoroutinefunction(plain) or inspect.isasyncgenfunction(plain):
                     yield f"{module_name}.{dotted}", member
 
 

@@ -315,6 +315,26 @@ class Connection(trio.abc.HalfCloseableStream):
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this connection")
 
+    async def _receive_some(self, max_bytes: int | None = None) -> bytes:
+        # receive_some over any other stream, or once a buffered read made a buffer.
+        buffer = self._buffer
+        if buffer:
+            return await self._read(
+                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
+                None,
+            )
+        self._check_receive()
+        self._receiving = True
+        try:
+            data = await self.stream.receive_some(max_bytes or self._receive_size)
+        finally:
+            self._receiving = False
+        if self._fast is None:
+            self._received += len(data)
+        if type(data) is not bytes:  # the Stream ABC allows a bytearray
+            data = bytes(data)
+        return data
+
     def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes]:
         """Return the next bytes that arrived (up to ``max_bytes``), ``b""`` at end of stream.
 
@@ -336,6 +356,10 @@ class Connection(trio.abc.HalfCloseableStream):
             raise ValueError("max_bytes must be >= 1")
         return self._receive_some(max_bytes)
 
+    # For the docs and for inspect.signature: this call is awaited like the coroutine
+    # function it returns.
+    receive_some.__wrapped__ = _receive_some  # type: ignore[attr-defined]
+
     def __anext__(self) -> Coroutine[Any, Any, bytes]:
         """``async for chunk in conn``: :meth:`receive_some` until end of stream."""
         fast = self._fast_receive
@@ -349,24 +373,10 @@ class Connection(trio.abc.HalfCloseableStream):
             raise StopAsyncIteration
         return data
 
-    async def _receive_some(self, max_bytes: int | None) -> bytes:
-        buffer = self._buffer
-        if buffer:
-            return await self._read(
-                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
-                None,
-            )
-        self._check_receive()
-        self._receiving = True
-        try:
-            data = await self.stream.receive_some(max_bytes or self._receive_size)
-        finally:
-            self._receiving = False
-        if self._fast is None:
-            self._received += len(data)
-        if type(data) is not bytes:  # the Stream ABC allows a bytearray
-            data = bytes(data)
-        return data
+    async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
+        # send_all over any other stream.
+        await self.stream.send_all(data)
+        self._sent += memoryview(data).nbytes
 
     def send_all(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
         """Send every byte of ``data``; returns once the network has taken them.
@@ -386,9 +396,7 @@ class Connection(trio.abc.HalfCloseableStream):
             return fast.send_all(data)
         return self._send_all(data)
 
-    async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.stream.send_all(data)
-        self._sent += memoryview(data).nbytes
+    send_all.__wrapped__ = _send_all  # type: ignore[attr-defined]
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until a ``send_all`` would probably not block (see Trio's ``Stream``).

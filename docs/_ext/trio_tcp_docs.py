@@ -445,7 +445,10 @@ def iter_public_async_callables() -> Iterator[tuple[str, Any]]:
                     if not key.startswith("_") or key in {"__aenter__", "__aexit__"}
                 ]
             for dotted, member in members:
-                if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+                # unwrap: Connection.receive_some/send_all are plain methods that
+                # return a coroutine, marked with __wrapped__ (awaited all the same).
+                plain = inspect.unwrap(member) if callable(member) else member
+                if inspect.iscoroutinefunction(plain) or inspect.isasyncgenfunction(plain):
                     yield f"{name}.{dotted}", member
 
 

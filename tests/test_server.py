@@ -329,6 +329,33 @@ async def test_peer_reset_only_affects_its_connection() -> None:
             await server.aclose()
 
 
+async def test_a_reset_is_logged_with_the_peers_address(caplog: pytest.LogCaptureFixture) -> None:
+    """The peer's address comes from accept(), so the line about its reset still names it
+    (asking the socket after the reset fails)."""
+    caplog.set_level(logging.INFO, logger="trio_tcp")
+
+    async def handler(conn: Connection) -> None:
+        async for chunk in conn:  # conn.peer is never asked before the reset
+            await trio.sleep(0.05)
+            await conn.send_all(chunk)
+
+    handlers = HandlerLog(handler)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, handlers, 0)
+            raw = socket.create_connection(("127.0.0.1", server.port or 0))
+            local_port = raw.getsockname()[1]
+            raw.sendall(b"x" * 1000)
+            await trio.sleep(0.01)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+            await handlers.wait_ended(1)
+            assert server.stats.reset == 1
+            await server.aclose()
+    broken = [r.getMessage() for r in caplog.records if "broke the connection" in r.getMessage()]
+    assert len(broken) == 1 and f"127.0.0.1:{local_port}>" in broken[0], broken
+
+
 async def test_stream_handler_adapts_for_plain_trio() -> None:
     """A trio_tcp handler runs under plain trio.serve_tcp through stream_handler."""
     with trio.fail_after(GUARD):

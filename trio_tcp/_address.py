@@ -51,8 +51,8 @@ def stream_address(stream: trio.abc.Stream, *, peer: bool, strict: bool = False)
     """Find the socket under ``stream`` (through SSLStream and friends) and ask it.
 
     A stream with a ``socket`` attribute holding a Trio socket (``trio.SocketStream``,
-    trio_tcp's own socket stream) is asked directly; a wrapper is followed through its
-    ``transport_stream``.
+    trio_tcp's own socket stream) is asked directly, unless it knows its peer's address from
+    ``accept`` (``peer_address``); a wrapper is followed through its ``transport_stream``.
 
     ``None`` for a stream with no socket, or one that will not say (closed, or the peer
     reset). With ``strict``, an IP socket that will not say raises its ``OSError`` instead:
@@ -62,6 +62,9 @@ def stream_address(stream: trio.abc.Stream, *, peer: bool, strict: bool = False)
     for _ in range(_MAX_WRAPPERS):  # never loop forever on a cycle
         sock = getattr(inner, "socket", None)
         if isinstance(sock, trio.socket.SocketType):
+            known = getattr(inner, "peer_address", None) if peer else None
+            if known is not None:  # from accept(): still known after the peer reset
+                return address_from_socket(known)
             try:
                 raw = sock.getpeername() if peer else sock.getsockname()
             except OSError:  # already closed, or the peer is gone

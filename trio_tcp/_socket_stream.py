@@ -321,6 +321,8 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
       bytes_received: bytes received so far.
       bytes_sent: bytes the kernel has taken so far.
       eof_received: a receive returned end of stream (nothing more can arrive).
+      peer_address: the IP peer's address as ``accept`` returned it (still known after a
+        reset, when ``getpeername`` fails), or ``None``.
     """
 
     __slots__ = (
@@ -334,10 +336,17 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
         "bytes_received",
         "bytes_sent",
         "eof_received",
+        "peer_address",
         "socket",
     )
 
-    def __init__(self, socket: trio.socket.SocketType, *, set_defaults: bool = True) -> None:
+    def __init__(
+        self,
+        socket: trio.socket.SocketType,
+        *,
+        set_defaults: bool = True,
+        peer_address: tuple[Any, ...] | None = None,
+    ) -> None:
         if not isinstance(socket, trio.socket.SocketType):
             raise TypeError("FastSocketStream requires a Trio socket object")
         if socket.type != stdlib_socket.SOCK_STREAM:
@@ -351,6 +360,7 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
         self._sending = False
         self._poller: _Poller | None = None  # set (and the socket registered) on first wait
         self._fd = -1
+        self.peer_address = peer_address
         self._read_size = DEFAULT_RECEIVE_SIZE  # receive_some(): BULK_RECEIVE_SIZE while full
         self._eof_sent = socket.did_shutdown_SHUT_WR
         self.bytes_received = 0
@@ -678,7 +688,7 @@ def _accept_batch(raw: stdlib_socket.socket) -> tuple[list[trio.abc.Stream], boo
     streams: list[trio.abc.Stream] = []
     for _ in range(_ACCEPT_BATCH):
         try:
-            sock, _address = raw.accept()
+            sock, address = raw.accept()
         except BlockingIOError:
             return streams, True
         except OSError as exc:
@@ -687,7 +697,12 @@ def _accept_batch(raw: stdlib_socket.socket) -> tuple[list[trio.abc.Stream], boo
             if streams:
                 break  # the next call meets it again and raises it
             raise
-        streams.append(FastSocketStream(trio.socket.from_stdlib_socket(sock)))
+        streams.append(
+            FastSocketStream(
+                trio.socket.from_stdlib_socket(sock),
+                peer_address=address if isinstance(address, tuple) else None,
+            )
+        )
     return streams, False
 
 

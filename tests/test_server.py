@@ -356,6 +356,33 @@ async def test_a_reset_is_logged_with_the_peers_address(caplog: pytest.LogCaptur
     assert len(broken) == 1 and f"127.0.0.1:{local_port}>" in broken[0], broken
 
 
+async def test_end_of_stream_leaving_a_handler_is_a_clean_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`while True: await conn.receive_line()` ends when the peer closes: no failure, no
+    traceback; a peer that closes mid-line is still a protocol error."""
+    caplog.set_level(logging.DEBUG, logger="trio_tcp")
+
+    async def handler(conn: Connection) -> None:
+        while True:
+            await conn.send_all(await conn.receive_line() + b"\n")
+
+    handlers = HandlerLog(handler)
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(trio_tcp.serve, handlers, 0)
+            async with await server.connect() as conn:
+                await conn.send_all(b"one\n")
+                assert await conn.receive_line() == b"one"
+            async with await server.connect() as conn:
+                await conn.send_all(b"half a li")
+            await handlers.wait_ended(2)
+            stats = server.stats
+            assert (stats.failed, stats.protocol_errors) == (0, 1)
+            await server.aclose()
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+
 async def test_stream_handler_adapts_for_plain_trio() -> None:
     """A trio_tcp handler runs under plain trio.serve_tcp through stream_handler."""
     with trio.fail_after(GUARD):

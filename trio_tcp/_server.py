@@ -13,7 +13,8 @@ summary line per interval, so no flood floods the log; ``server.stats`` stays ex
 
 Where we deliberately differ from ``trio.serve_tcp``: a handler that raises is *its*
 connection's problem. The error is logged with its traceback, that connection is closed,
-and the server keeps serving.
+and the server keeps serving. An ``EndOfStream`` that leaves a handler (``while True: await
+conn.receive_line()``) is the peer's clean close, not a failure.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import trio
 from ._address import Address, address_from_socket, format_address, stream_address
 from ._admission import Admission
 from ._connection import Connection
-from ._exceptions import IncompleteFrameError, RemoteProtocolError
+from ._exceptions import EndOfStream, IncompleteFrameError, RemoteProtocolError
 from ._listeners import open_tcp_listeners, open_unix_listener
 from ._proxy_server import DEFAULT_PROXY_HEADER_TIMEOUT
 from ._refusal import Refused
@@ -611,6 +612,11 @@ class Server:
             # The TLS peer closed its socket without close_notify (Python's ssl client and
             # most HTTPS clients do): the peer ended the conversation, it did not break it.
             logger.debug("%r: the TLS peer closed without close_notify", conn)
+            return
+        if type(exc) is EndOfStream:
+            # The peer closed cleanly between messages and the handler let the read's
+            # EndOfStream end it (a `while True:` read loop): an ordinary end, no traceback.
+            logger.debug("%r: the peer closed the stream", conn)
             return
         kind = handler_error_kind(exc)
         self._counters[kind] += 1

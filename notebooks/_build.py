@@ -1772,9 +1772,9 @@ NB6: list[Cell] = [
           Trio's);
         - a read that finds nothing **lets the others run three more rounds** before it
           waits on epoll, since waiting and waking cost several rounds;
-        - `async for chunk in conn` and `conn.send_all()` **hand back the socket stream's
-          own coroutine** (no extra layer), and a read that keeps filling 64 KiB asks for
-          124 KiB;
+        - `async for chunk in conn` and `conn.send_all()` **go straight to the socket
+          stream** (no buffer or bookkeeping of their own), and a read that keeps filling
+          64 KiB asks for 124 KiB;
         - the server **accepts in batches**, closes a finished connection without a
           checkpoint, and **lingers only when unread bytes** would turn the close into a
           reset.

@@ -213,3 +213,43 @@ async def test_until_closing_sees_a_shutdown_that_began_while_it_let_others_run(
             nursery.start_soon(close_soon)
             assert [line async for line in conn.lines(until_closing=True)] == []
         b.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_receive_begun_before_a_buffered_read_still_gets_the_buffer_first(
+    kind: str, tmp_path: Path
+) -> None:
+    """A receive_some() coroutine made before a buffered read and awaited after it takes
+    the bytes that read left in the buffer before newer ones: no byte is reordered."""
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            client, server = await make()
+            async with client, server:
+                early = server.receive_some()
+                early_chunk = server.__anext__()
+                await client.send_all(b"line\nAAA")
+                await trio.testing.wait_all_tasks_blocked()
+                assert await server.receive_line() == b"line"  # leaves AAA buffered
+                await client.send_all(b"BBB")
+                await trio.testing.wait_all_tasks_blocked()
+                assert await early == b"AAA"
+                assert await early_chunk == b"BBB"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_bytes_sent_over_a_socket_is_what_the_kernel_took(kind: str, tmp_path: Path) -> None:
+    """A send_all cancelled part way counts the bytes that went out: the peer gets exactly
+    that many."""
+    with trio.fail_after(GUARD):
+        async with served_pairs(kind, tmp_path) as make:
+            client, server = await make()
+            async with client, server:
+                with trio.move_on_after(0.2):
+                    await server.send_all(bytes(64 << 20))  # nobody reads: it blocks
+                sent = server.bytes_sent
+                assert 0 < sent < 64 << 20
+                await server.send_eof()
+                received = 0
+                async for chunk in client:
+                    received += len(chunk)
+                assert received == sent == client.bytes_received

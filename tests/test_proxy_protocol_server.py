@@ -255,3 +255,35 @@ def test_cli_rejects_a_bad_trusted_proxy() -> None:
     assert result.returncode == 2
     assert "not an IP address or CIDR network" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["header-with-data", "header-alone"])
+async def test_byte_counts_leave_the_proxy_header_out(nursery: trio.Nursery, split: bool) -> None:
+    """conn.bytes_received and server.stats count the client's bytes, not the PROXY header,
+    however the header and the data were split into packets."""
+    counts: list[int] = []
+    done = trio.Event()
+
+    async def handler(conn: trio_tcp.Connection) -> None:
+        assert await conn.receive_exactly(5) == b"hello"
+        counts.append(conn.bytes_received)
+        await conn.send_all(b"bye")
+        done.set()
+
+    with trio.fail_after(GUARD):
+        server: trio_tcp.Server = await nursery.start(
+            lambda task_status: trio_tcp.serve(
+                handler, 0, proxy_protocol=True, task_status=task_status
+            )
+        )
+        chunks = (V1, b"hello") if split else (V1 + b"hello",)
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port or 0)
+        async with stream:
+            for chunk in chunks:
+                await stream.send_all(chunk)
+                await trio.sleep(0.05)  # its own packet, read on its own
+            assert await stream.receive_some() == b"bye"
+        await done.wait()
+        assert counts == [5]
+        await server.aclose()
+        assert (server.stats.bytes_received, server.stats.bytes_sent) == (5, 3)

@@ -9,10 +9,12 @@ A ``Connection`` only ever calls its stream's public methods. Over a real socket
 is the fast socket stream of ``_socket_stream.py`` (a plain ``trio.SocketStream`` passed in
 is re-wrapped in it); over TLS, memory or anything else it is that stream. Either way it is
 the same code: the memory-stream tests and the cancellation sweep run what production runs.
-The one shortcut: while no buffered read has been used, ``receive_some``, ``send_all`` and
-``async for chunk in conn`` hand back the fast socket stream's own coroutine (plain methods
-returning it, so an echo loop runs one coroutine frame per call, not two); the fast stream
-then counts the bytes. Same checkpoints, same errors, one frame less.
+The shortcuts: ``send_all`` hands back the fast socket stream's own coroutine (a plain
+method returning it: one coroutine frame per call, not two), and while no buffered read has
+been used ``receive_some`` and ``async for chunk in conn`` await the fast stream's receive
+directly; the fast stream counts the bytes. Same checkpoints, same errors. (A receive
+decides its path when it runs, not when it is called: a buffered read in between leaves
+bytes in the buffer that must come first.)
 
 Checkpoint rules (Trio's, see also the README):
 
@@ -145,8 +147,12 @@ class Connection(trio.abc.HalfCloseableStream):
         self._fast_receive = self._fast if receive_size == DEFAULT_RECEIVE_SIZE else None
         self.id = next(_ids)
         self.opened_at = trio.current_time()
-        self._received = 0  # counted here for any other stream
-        self._sent = 0
+        # Counted here for any other stream; over a fast stream, what it had counted before
+        # it became this connection's (a PROXY header read by the server's set-up) is
+        # taken off.
+        fast = self._fast
+        self._received = 0 if fast is None else -fast.bytes_received
+        self._sent = 0 if fast is None else -fast.bytes_sent
         self._buffer: ReceiveBuffer | None = None  # made on first buffered read
         self._peer = peer
         self._local: Address = None
@@ -163,15 +169,18 @@ class Connection(trio.abc.HalfCloseableStream):
 
     @property
     def bytes_received(self) -> int:
-        """Bytes that arrived from the network (buffered or not)."""
+        """Bytes that arrived from the network for this connection (buffered or not); a
+        PROXY protocol header is not counted."""
         fast = self._fast
-        return self._received if fast is None else fast.bytes_received
+        return self._received if fast is None else self._received + fast.bytes_received
 
     @property
     def bytes_sent(self) -> int:
-        """Bytes handed to the network (all of every completed ``send_all``)."""
+        """Bytes handed to the network. Over a socket: every byte the kernel took, also from
+        a ``send_all`` cancelled part way (it may have sent some); over any other stream
+        (TLS, memory): the bytes of every ``send_all`` that returned."""
         fast = self._fast
-        return self._sent if fast is None else fast.bytes_sent
+        return self._sent if fast is None else self._sent + fast.bytes_sent
 
     @property
     def peer(self) -> Address:
@@ -335,11 +344,10 @@ class Connection(trio.abc.HalfCloseableStream):
             data = bytes(data)
         return data
 
-    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes]:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Return the next bytes that arrived (up to ``max_bytes``), ``b""`` at end of stream.
 
-        Bytes already in the buffer (left over from a buffered read) come first. Use it as
-        any stream's: ``data = await conn.receive_some()``.
+        Bytes already in the buffer (left over from a buffered read) come first.
 
         Cancellation: a cancelled call received nothing; no byte is lost.
 
@@ -349,23 +357,21 @@ class Connection(trio.abc.HalfCloseableStream):
           trio.BusyResourceError: another task is receiving.
           ValueError: ``max_bytes`` is less than 1.
         """
+        # Decided when the call runs, not when it was made: a buffered read in between
+        # leaves bytes in the buffer that must come first.
         fast = self._fast_receive
         if fast is not None:
-            return fast.receive_some(max_bytes)
+            return await fast.receive_some(max_bytes)
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        return self._receive_some(max_bytes)
+        return await self._receive_some(max_bytes)
 
-    # For the docs and for inspect.signature: this call is awaited like the coroutine
-    # function it returns.
-    receive_some.__wrapped__ = _receive_some  # type: ignore[attr-defined]
-
-    def __anext__(self) -> Coroutine[Any, Any, bytes]:
+    async def __anext__(self) -> bytes:
         """``async for chunk in conn``: :meth:`receive_some` until end of stream."""
         fast = self._fast_receive
         if fast is not None:
-            return fast.__anext__()
-        return self._next_chunk()
+            return await fast.__anext__()
+        return await self._next_chunk()
 
     async def _next_chunk(self) -> bytes:
         data = await self._receive_some(None)

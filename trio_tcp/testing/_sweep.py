@@ -198,14 +198,13 @@ def _coro_frames(coro: object) -> Iterator[tuple[types.FrameType, int]]:
             return
 
 
-#: The coroutines a public call of ``Connection`` runs under its own name: ``receive_some``
-#: and ``send_all`` are plain methods that return the coroutine doing the work (over a
-#: socket, the fast socket stream's), so the frame below the handler's is that coroutine.
+#: The coroutines a public call of ``Connection`` runs, under the call's name: ``send_all``
+#: is a plain method that returns the coroutine doing the work (over a socket, the fast
+#: socket stream's), so the frame below the handler's is that coroutine; ``async for chunk
+#: in conn`` is a receive_some.
 _PUBLIC_OPERATION: Final = {
-    "Connection._receive_some": "Connection.receive_some",
-    "Connection._next_chunk": "Connection.receive_some",
+    "Connection.__anext__": "Connection.receive_some",
     "Connection._send_all": "Connection.send_all",
-    "FastSocketStream._receive": "Connection.receive_some",
     "FastSocketStream.send_all": "Connection.send_all",
 }
 

@@ -43,4 +43,5 @@ def socket_checkpoints(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
         monkeypatch.setattr(
             _socket_stream, "_cancel_shielded_checkpoint", trio.lowlevel.cancel_shielded_checkpoint
         )
+        monkeypatch.setattr(_socket_stream, "_park", _socket_stream._park_public)
     return str(request.param)

@@ -107,8 +107,12 @@ _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
 
 
+_Waiters = dict[int, trio.lowlevel.Task]
 _Checkpoints = tuple[
-    Callable[[], Awaitable[None]], Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]
+    Callable[[], Awaitable[None]],
+    Callable[[], Awaitable[None]],
+    Callable[[], Awaitable[None]],
+    Callable[[_Waiters, int], Awaitable[None]],
 ]
 
 
@@ -133,10 +137,11 @@ def _make_checkpoints() -> _Checkpoints:
         trio_checkpoint,
         trio.lowlevel.checkpoint_if_cancelled,
         trio.lowlevel.cancel_shielded_checkpoint,
+        _park_public,
     )
     try:
         from trio._core._run import GLOBAL_RUN_CONTEXT, Task
-        from trio._core._traps import CancelShieldedCheckpoint
+        from trio._core._traps import CancelShieldedCheckpoint, WaitTaskRescheduled
     except ImportError:  # pragma: no cover - a Trio that moved its internals
         return fallback
     if not all(hasattr(Task, name) for name in ("_cancel_points", "_cancel_status", "_runner")):
@@ -169,11 +174,42 @@ def _make_checkpoints() -> _Checkpoints:
     def cancel_shielded_checkpoint() -> Generator[Any, Any, None]:
         yield CancelShieldedCheckpoint
 
-    return checkpoint, checkpoint_if_cancelled, cancel_shielded_checkpoint
+    abort_succeeded = trio.lowlevel.Abort.SUCCEEDED
+
+    @types.coroutine
+    def park(waiters: _Waiters, fd: int) -> Generator[Any, Any, None]:
+        # trio.lowlevel.wait_task_rescheduled, in this one frame (a parked connection
+        # holds it, so one frame here is memory saved per idle connection).
+        task = context.task
+        waiters[fd] = task
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            if waiters.get(fd) is task:
+                del waiters[fd]
+            return abort_succeeded
+
+        (yield WaitTaskRescheduled(abort)).unwrap()
+
+    return checkpoint, checkpoint_if_cancelled, cancel_shielded_checkpoint, park
 
 
-#: Full Trio checkpoints, and their two halves (see :func:`_make_checkpoints`).
-checkpoint, checkpoint_if_cancelled, cancel_shielded_checkpoint = _make_checkpoints()
+async def _park_public(waiters: _Waiters, fd: int) -> None:
+    """Park until a poller wakes this task for ``fd`` (see :class:`_Poller`), with Trio's
+    public ``wait_task_rescheduled``; its abort takes the task off ``waiters``."""
+    task = trio.lowlevel.current_task()
+    waiters[fd] = task
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        if waiters.get(fd) is task:
+            del waiters[fd]
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+#: Full Trio checkpoints, their two halves, and parking a task for a poller (see
+#: :func:`_make_checkpoints`).
+checkpoint, checkpoint_if_cancelled, cancel_shielded_checkpoint, _park = _make_checkpoints()
 _checkpoint = checkpoint
 _checkpoint_if_cancelled = checkpoint_if_cancelled
 _cancel_shielded_checkpoint = cancel_shielded_checkpoint
@@ -216,8 +252,8 @@ class _Poller:
     def __init__(self, epoll: select.epoll) -> None:
         self._epoll = epoll
         self.streams = 0  # open streams of this run that have waited at least once
-        self.readers: dict[int, trio.lowlevel.Task] = {}
-        self.writers: dict[int, trio.lowlevel.Task] = {}
+        self.readers: _Waiters = {}
+        self.writers: _Waiters = {}
 
     def register(self, fd: int) -> None:
         try:
@@ -237,18 +273,6 @@ class _Poller:
             task = table.pop(fd, None)
             if task is not None:
                 trio.lowlevel.reschedule(task)
-
-    async def wait(self, fd: int, table: dict[int, trio.lowlevel.Task]) -> None:
-        """Park until the poller sees ``fd`` ready for ``table``'s direction (a checkpoint)."""
-        task = trio.lowlevel.current_task()
-        table[fd] = task
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            if table.get(fd) is task:
-                del table[fd]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def run(self) -> None:
         """The system task: wait for the epoll fd, wake the tasks whose sockets are ready."""
@@ -442,7 +466,7 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
                         patience -= 1
                         await _checkpoint()
                     elif park:
-                        await self._wait(readable=True)
+                        await self._waiter(readable=True)
                     else:
                         raise _WouldWait from None
                     try:
@@ -468,30 +492,30 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
                 raise StopAsyncIteration
         return data
 
-    async def _wait(self, *, readable: bool) -> None:
-        """Wait until the socket may be ready (a checkpoint); the caller retries its call."""
+    def _waiter(self, *, readable: bool) -> Awaitable[None]:
+        """What to await until the socket may be ready (a checkpoint); the caller then
+        retries its call. A plain method: awaiting its result adds no frame of ours."""
         poller = self._poller
         if poller is None:  # this stream's first wait
             if self._sock.fileno() == -1:
                 raise trio.ClosedResourceError("this socket was already closed")
             poller = _current_poller()
             if poller is None:
-                await (_wait_readable if readable else _wait_writable)(self._sock)
-                return
+                return (_wait_readable if readable else _wait_writable)(self._sock)
             self._poller = poller
             poller.streams += 1
         if poller.streams < _POLLER_MIN_STREAMS:
             # Few connections: the hop through the poller task costs more than Trio's
             # re-arming saves (measured on one connection), so wait the plain way.
-            await (_wait_readable if readable else _wait_writable)(self._sock)
-            return
-        if self._fd == -1:
+            return (_wait_readable if readable else _wait_writable)(self._sock)
+        fd = self._fd
+        if fd == -1:
             fd = self._sock.fileno()
             if fd == -1:
                 raise trio.ClosedResourceError("this socket was already closed")
             poller.register(fd)
             self._fd = fd
-        await poller.wait(self._fd, poller.readers if readable else poller.writers)
+        return _park(poller.readers if readable else poller.writers, fd)
 
     # ------------------------------------------------------------------ sending
 
@@ -561,7 +585,7 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
                 with view[sent:] as remaining:
                     count = sock.send(remaining)
             except BlockingIOError:
-                await self._wait(readable=False)
+                await self._waiter(readable=False)
                 continue
             sent += count
             self.bytes_sent += count

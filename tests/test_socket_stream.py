@@ -232,7 +232,7 @@ async def test_the_fast_checkpoint_is_a_full_trio_checkpoint() -> None:
     """The one-frame checkpoint the stream uses is Trio's checkpoint, step for step."""
     checkpoint = _socket_stream.checkpoint
     assert checkpoint is not trio.lowlevel.checkpoint  # this Trio has the internals it reads
-    assert _socket_stream._park is not _socket_stream._park_public  # likewise
+    assert _socket_stream._make_checkpoints()[3] is not _socket_stream._park_public  # likewise
     with trio.testing.assert_checkpoints():  # counted as a cancel point and a schedule point
         await checkpoint()
     with trio.CancelScope() as scope:  # a cancel point

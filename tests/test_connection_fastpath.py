@@ -15,7 +15,7 @@ import trio.testing
 
 import trio_tcp
 from trio_tcp import _socket_stream
-from trio_tcp._socket_stream import FastSocketStream, accept_ready
+from trio_tcp._socket_stream import FastSocketStream, _accept_batch, _raw
 
 # Every test here talks over real sockets; a hang must become a failure.
 GUARD = 10.0
@@ -404,16 +404,19 @@ async def test_empty_send_is_a_checkpoint() -> None:
                 await server.send_all(b"")
 
 
-async def test_accept_ready_takes_every_waiting_connection() -> None:
+async def test_the_accept_batch_takes_every_waiting_connection() -> None:
     """The accept loop's batch helper accepts all queued connections, then stops at EAGAIN."""
     with trio.fail_after(GUARD):
         (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listener.socket.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
         try:
-            streams = accept_ready(listener)
-            assert len(streams) == 5
-            assert accept_ready(listener) == []  # the queue is empty now: no blocking
+            await trio.sleep(0.05)  # every handshake done
+            raw = _raw(listener.socket)
+            assert raw is not None
+            streams, drained = _accept_batch(raw)
+            assert len(streams) == 5 and drained
+            assert _accept_batch(raw) == ([], True)  # the queue is empty now: no blocking
             for index, (client, stream) in enumerate(zip(clients, streams, strict=True)):
                 client.sendall(bytes([index]))
                 assert await stream.receive_some(1) == bytes([index])  # arrival order

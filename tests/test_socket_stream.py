@@ -11,7 +11,7 @@ from _clogging import clogged
 
 import trio_tcp.testing
 from trio_tcp import _socket_stream
-from trio_tcp._socket_stream import FastSocketStream, accept_ready, fast_stream
+from trio_tcp._socket_stream import FastSocketStream, fast_stream
 
 GUARD = 20.0
 
@@ -130,11 +130,6 @@ async def test_rejects_what_is_not_a_stream_socket() -> None:
         FastSocketStream(raw)  # type: ignore[arg-type]
     with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram, pytest.raises(ValueError):
         FastSocketStream(dgram)
-
-
-async def test_accept_ready_ignores_other_listeners() -> None:
-    """Only a trio.SocketListener is accepted from directly; others get an empty batch."""
-    assert accept_ready(trio_tcp.testing.MemoryListener()) == []
 
 
 async def test_a_cancelled_wait_leaves_nothing_behind(waits: str) -> None:

@@ -261,7 +261,7 @@ class Connection(trio.abc.HalfCloseableStream):
         if closing is None or buffer:
             return _READ
         if closing.is_set():
-            return _READ if not self._peer_quiet() else _STOP
+            return self._closing_step()
         self._check_receive()
         fast = self._fast
         if fast is not None:  # no cancel scope unless the read has to wait
@@ -276,7 +276,7 @@ class Connection(trio.abc.HalfCloseableStream):
                 buffer.feed(data)
                 return _READ_FILLED
             if closing.is_set():  # it began while we let the others run
-                return _READ if not self._peer_quiet() else _STOP
+                return self._closing_step()
         with trio.CancelScope() as scope:
             self._wake_scope = scope
             try:
@@ -284,8 +284,12 @@ class Connection(trio.abc.HalfCloseableStream):
             finally:
                 self._wake_scope = None
         if scope.cancelled_caught:
-            return _READ if not self._peer_quiet() else _STOP
+            return self._closing_step()
         return _READ_FILLED if received else _STOP
+
+    def _closing_step(self) -> int:
+        """Closing: stop at this boundary if the peer is quiet, else read what it sent."""
+        return _STOP if self._peer_quiet() else _READ
 
     def _ensure_buffer(self) -> ReceiveBuffer:
         buffer = self._buffer
@@ -328,10 +332,7 @@ class Connection(trio.abc.HalfCloseableStream):
         # receive_some over any other stream, or once a buffered read made a buffer.
         buffer = self._buffer
         if buffer:
-            return await self._read(
-                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
-                None,
-            )
+            return await self._read_buffered(buffer, max_bytes)
         self._check_receive()
         self._receiving = True
         try:
@@ -383,6 +384,13 @@ class Connection(trio.abc.HalfCloseableStream):
         # send_all over any other stream.
         await self.stream.send_all(data)
         self._sent += memoryview(data).nbytes
+
+    def _read_buffered(
+        self, buffer: ReceiveBuffer, max_bytes: int | None, *, checkpointed: bool = False
+    ) -> Coroutine[Any, Any, bytes]:
+        """receive_some served from a non-empty buffer: up to ``max_bytes`` of it."""
+        take = functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer))
+        return self._read(take, None, checkpointed)
 
     def send_all(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
         """Send every byte of ``data``; returns once the network has taken them.
@@ -612,11 +620,7 @@ class Connection(trio.abc.HalfCloseableStream):
     async def _receive_chunk(self, max_bytes: int | None, checkpointed: bool = False) -> bytes:
         buffer = self._buffer
         if checkpointed and buffer:  # the chunk _wait_at_boundary just received
-            return await self._read(
-                functools.partial(ReceiveBuffer.extract_at_most, count=max_bytes or len(buffer)),
-                None,
-                True,
-            )
+            return await self._read_buffered(buffer, max_bytes, checkpointed=True)
         chunk = await self.receive_some(max_bytes)
         if not chunk:
             raise EndOfStream("the peer closed the stream")

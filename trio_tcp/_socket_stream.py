@@ -67,7 +67,6 @@ __all__ = [
     "DEFAULT_RECEIVE_SIZE",
     "Acceptor",
     "FastSocketStream",
-    "accept_ready",
     "cancel_shielded_checkpoint",
     "checkpoint",
     "checkpoint_if_cancelled",
@@ -96,7 +95,7 @@ _POLLER_MIN_STREAMS: Final = 8
 # SocketStream's translation (trio._highlevel_socket._closed_stream_errnos).
 _CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 
-# Connections taken per accept batch (see accept_ready).
+# Connections taken per accept batch (see Acceptor).
 _ACCEPT_BATCH: Final = 64
 # accept() errors about one connection that died in the queue: skip it, like Trio's
 # SocketListener (trio._highlevel_socket._ignorable_accept_errnos on Linux).
@@ -174,21 +173,13 @@ def _make_checkpoints() -> _Checkpoints:
     def cancel_shielded_checkpoint() -> Generator[Any, Any, None]:
         yield CancelShieldedCheckpoint
 
-    abort_succeeded = trio.lowlevel.Abort.SUCCEEDED
-
     @types.coroutine
     def park(waiters: _Waiters, fd: int) -> Generator[Any, Any, None]:
         # trio.lowlevel.wait_task_rescheduled, in this one frame (a parked connection
         # holds it, so one frame here is memory saved per idle connection).
         task = context.task
         waiters[fd] = task
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            if waiters.get(fd) is task:
-                del waiters[fd]
-            return abort_succeeded
-
-        (yield WaitTaskRescheduled(abort)).unwrap()
+        (yield WaitTaskRescheduled(_forget_on_abort(waiters, fd, task))).unwrap()
 
     return checkpoint, checkpoint_if_cancelled, cancel_shielded_checkpoint, park
 
@@ -198,13 +189,21 @@ async def _park_public(waiters: _Waiters, fd: int) -> None:
     public ``wait_task_rescheduled``; its abort takes the task off ``waiters``."""
     task = trio.lowlevel.current_task()
     waiters[fd] = task
+    await trio.lowlevel.wait_task_rescheduled(_forget_on_abort(waiters, fd, task))
+
+
+def _forget_on_abort(
+    waiters: _Waiters, fd: int, task: trio.lowlevel.Task
+) -> Callable[[object], trio.lowlevel.Abort]:
+    """The abort function of a parked task: take it off ``waiters`` (if still there), so a
+    cancelled wait leaves nothing behind."""
 
     def abort(_: object) -> trio.lowlevel.Abort:
         if waiters.get(fd) is task:
             del waiters[fd]
         return trio.lowlevel.Abort.SUCCEEDED
 
-    await trio.lowlevel.wait_task_rescheduled(abort)
+    return abort
 
 
 #: Full Trio checkpoints, their two halves, and parking a task for a poller (see
@@ -728,24 +727,6 @@ def _accept_batch(raw: stdlib_socket.socket) -> tuple[list[trio.abc.Stream], boo
             )
         )
     return streams, False
-
-
-def accept_ready(listener: trio.abc.Listener[Any]) -> list[trio.abc.Stream]:
-    """Connections already waiting on a ``trio.SocketListener``, accepted without blocking.
-
-    Non-blocking ``accept`` straight on the listening socket until EAGAIN or a batch of 64;
-    other listeners get ``[]``. An error ends the batch (the next accept meets it and
-    reports it). The streams come back in arrival order.
-    """
-    if type(listener) is not trio.SocketListener:
-        return []
-    raw = _raw(listener.socket)
-    if raw is None:
-        return []
-    try:
-        return _accept_batch(raw)[0]
-    except OSError:
-        return []
 
 
 class Acceptor:
